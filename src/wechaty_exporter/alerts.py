@@ -1,0 +1,353 @@
+"""Alertmanager webhook payload → validated alerts, and the text of every message about them (pure).
+
+Strict about what the receiver needs (version "4", the alerts list, each alert's status,
+labels.alertname, fingerprint and startsAt), tolerant of every field it does not read. Time is an
+argument; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from types import MappingProxyType
+from typing import Literal
+
+Status = Literal["firing", "resolved"]
+
+# Alertmanager's webhook (version 4) stamps times with Go's RFC 3339 (up to nanoseconds); a zero
+# `endsAt` ("0001-01-01T00:00:00Z") means "not ended".
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_GO_ZERO_YEAR = 1
+MAX_TEXT_CHARS = 1500  # a WeChat text stays well under the client's limit
+
+
+class PayloadError(ValueError):
+    """The webhook payload is not usable; `reason` names the field and what was wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert of a notification, as far as the receiver needs it."""
+
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: float
+    starts_at_raw: str
+    ends_at: float | None
+    fingerprint: str
+    generator_url: str = ""
+
+    @property
+    def alertname(self) -> str:
+        return self.labels["alertname"]
+
+    @property
+    def bot(self) -> str | None:
+        return self.labels.get("bot") or None
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary", "")
+
+    @property
+    def dedupe_key(self) -> str:
+        """Alertmanager repeats and HA duplicates share fingerprint, status and startsAt."""
+        return dedupe_key(self.fingerprint, self.status, self.starts_at_raw)
+
+    @property
+    def resolved_key(self) -> str:
+        """The dedupe key the resolved notification of this same alert has."""
+        return dedupe_key(self.fingerprint, "resolved", self.starts_at_raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One webhook call: a group of alerts."""
+
+    status: Status
+    alerts: tuple[Alert, ...]
+    receiver: str = ""
+    group_key: str = ""
+    truncated_alerts: int = 0
+    external_url: str = ""
+
+
+def dedupe_key(fingerprint: str, status: str, starts_at_raw: str) -> str:
+    return f"{fingerprint}|{status}|{starts_at_raw}"
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """RFC 3339 (as Go and Python write it) → Unix seconds; Go's zero time → None.
+
+    Raises ValueError on anything else.
+    """
+    m = _RFC3339.match(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    if year == _GO_ZERO_YEAR:
+        return None
+    zone = m.group(8)
+    if zone in ("Z", "z"):
+        tz: tzinfo = UTC
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    fraction = float("0." + m.group(7)) if m.group(7) else 0.0
+    return datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp() + fraction
+
+
+def decode_notification(body: bytes) -> Notification:
+    """Request body → Notification; raises PayloadError."""
+    try:
+        doc = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    return parse_notification(doc)
+
+
+def parse_notification(doc: object) -> Notification:
+    """Decoded JSON → Notification; raises PayloadError naming the first bad field."""
+    if not isinstance(doc, dict):
+        raise PayloadError(f"payload: expected a JSON object, got {_kind(doc)}")
+    version = doc.get("version")
+    if version is None:
+        raise PayloadError('version: missing (expected "4", Alertmanager webhook version 4)')
+    if version != "4":
+        raise PayloadError(f'version: expected "4", got {json.dumps(version)}')
+    status = _status(doc.get("status"), "status")
+    raw_alerts = doc.get("alerts")
+    if raw_alerts is None:
+        raise PayloadError("alerts: missing")
+    if not isinstance(raw_alerts, list):
+        raise PayloadError(f"alerts: expected a list, got {_kind(raw_alerts)}")
+    alerts = tuple(_alert(item, f"alerts[{i}]") for i, item in enumerate(raw_alerts))
+    truncated = doc.get("truncatedAlerts", 0)
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+        raise PayloadError(
+            f"truncatedAlerts: expected a non-negative integer, got {json.dumps(truncated)}"
+        )
+    return Notification(
+        status=status,
+        alerts=alerts,
+        receiver=_optional_str(doc, "receiver", ""),
+        group_key=_optional_str(doc, "groupKey", ""),
+        truncated_alerts=truncated,
+        external_url=_optional_str(doc, "externalURL", ""),
+    )
+
+
+def _alert(item: object, where: str) -> Alert:
+    if not isinstance(item, dict):
+        raise PayloadError(f"{where}: expected an object, got {_kind(item)}")
+    status = _status(item.get("status"), f"{where}.status")
+    labels = _str_map(item.get("labels"), f"{where}.labels", required=True)
+    if not labels.get("alertname"):
+        raise PayloadError(f"{where}.labels.alertname: missing or empty")
+    annotations = _str_map(item.get("annotations"), f"{where}.annotations", required=False)
+    fingerprint = item.get("fingerprint")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        got = _show(fingerprint)
+        raise PayloadError(f"{where}.fingerprint: expected a non-empty string, got {got}")
+    starts_raw = item.get("startsAt")
+    if starts_raw is None:
+        raise PayloadError(f"{where}.startsAt: missing")
+    starts_at = _time(starts_raw, f"{where}.startsAt")
+    if starts_at is None:
+        raise PayloadError(f"{where}.startsAt: the zero time is not a start time")
+    ends_raw = item.get("endsAt")
+    ends_at = None if ends_raw is None else _time(ends_raw, f"{where}.endsAt")
+    generator = item.get("generatorURL", "")
+    return Alert(
+        status=status,
+        labels=labels,
+        annotations=annotations,
+        starts_at=starts_at,
+        starts_at_raw=str(starts_raw),
+        ends_at=ends_at,
+        fingerprint=fingerprint,
+        generator_url=generator if isinstance(generator, str) else "",
+    )
+
+
+def _time(value: object, where: str) -> float | None:
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected an RFC 3339 string, got {_show(value)}")
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise PayloadError(f"{where}: {exc}") from exc
+
+
+def _status(value: object, where: str) -> Status:
+    if value == "firing":
+        return "firing"
+    if value == "resolved":
+        return "resolved"
+    if value is None:
+        raise PayloadError(f'{where}: missing (expected "firing" or "resolved")')
+    raise PayloadError(f'{where}: expected "firing" or "resolved", got {_show(value)}')
+
+
+def _str_map(value: object, where: str, *, required: bool) -> Mapping[str, str]:
+    if value is None:
+        if required:
+            raise PayloadError(f"{where}: missing")
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}: expected an object of strings, got {_kind(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise PayloadError(f"{where}.{key}: expected a string, got {_show(item)}")
+    return MappingProxyType(dict(value))
+
+
+def _optional_str(doc: Mapping[str, object], key: str, default: str) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str):
+        raise PayloadError(f"{key}: expected a string, got {_show(value)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, float) else type(value).__name__)
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "null"
+    text = json.dumps(value) if isinstance(value, str | int | float | bool) else _kind(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- message texts ---------------------------------------------------------------------------
+
+
+def format_time(ts: float, tz: tzinfo) -> str:
+    """'2026-11-25 09:01 CST': what an admin reads on the phone."""
+    stamp = datetime.fromtimestamp(ts, tz)
+    return stamp.strftime("%Y-%m-%d %H:%M ") + (stamp.tzname() or "UTC")
+
+
+def format_duration(seconds: float) -> str:
+    """A coarse human duration: '40 s', '12 min', '2 h 5 min', '3 d 4 h'."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes = s // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def qr_command(bot: str) -> str:
+    """What the admin sends to the peer bot for a newer QR."""
+    return f"qr {bot}"
+
+
+def _since(alert: Alert, now: float, tz: tzinfo) -> str:
+    ago = format_duration(now - alert.starts_at)
+    return f"since {format_time(alert.starts_at, tz)} ({ago} ago)"
+
+
+def _summary_line(alert: Alert, bot: str) -> list[str]:
+    summary = alert.summary.strip()
+    return [summary] if summary and summary != f"{bot} is logged out" else []
+
+
+def rescue_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, qr_seen_at: float | None) -> str:
+    """Firing logged-out alert with a QR: the text sent right before the QR image."""
+    shown = f" (shown {format_time(qr_seen_at, tz)})" if qr_seen_at is not None else ""
+    lines = [
+        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
+        *_summary_line(alert, bot),
+        f"Scan the QR code below{shown} with {bot}'s WeChat to log it back in.",
+        f"QR expired? Send: {qr_command(bot)}",
+    ]
+    return clip("\n".join(lines))
+
+
+def no_qr_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, wait_seconds: float) -> str:
+    """Firing logged-out alert, but the bot has shown no login QR yet."""
+    lines = [
+        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
+        *_summary_line(alert, bot),
+        f"No login QR yet: {bot} has not shown one. "
+        f"I will send it here if it appears within {format_duration(wait_seconds)}.",
+    ]
+    return clip("\n".join(lines))
+
+
+def exporter_down_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, reason: str) -> str:
+    """Firing logged-out alert, but the exporter could not be asked for the QR."""
+    lines = [
+        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
+        *_summary_line(alert, bot),
+        f"I could not fetch its login QR ({reason}); I will keep trying. "
+        f"You can also send: {qr_command(bot)}",
+    ]
+    return clip("\n".join(lines))
+
+
+def qr_timeout_text(bot: str, *, waited: float) -> str:
+    """The bounded wait for a QR ran out."""
+    return (
+        f"Still no login QR from {bot} after {format_duration(waited)}. "
+        f"Once it shows one, send: {qr_command(bot)}"
+    )
+
+
+def back_online_text(alert: Alert, bot: str, *, now: float, tz: tzinfo) -> str:
+    """Resolved logged-out alert."""
+    ended = alert.ends_at if alert.ends_at is not None else now
+    return clip(
+        f"{bot} is back online (the alert lasted {format_duration(ended - alert.starts_at)}, "
+        f"from {format_time(alert.starts_at, tz)})."
+    )
+
+
+def generic_text(alert: Alert, *, now: float, tz: tzinfo) -> str:
+    """An alert without QR relevance (WechatyNoRescuer, WechatyLogStale, ...), either status."""
+    about = f" ({alert.bot})" if alert.bot else ""
+    head = f"[{alert.status.upper()}] {alert.alertname}{about}"
+    lines = [head]
+    if alert.summary:
+        lines.append(alert.summary.strip())
+    description = alert.annotations.get("description", "").strip()
+    if description and alert.status == "firing":
+        lines.append(description)
+    if alert.status == "firing":
+        lines.append(f"Firing {_since(alert, now, tz)}.")
+    else:
+        ended = alert.ends_at if alert.ends_at is not None else now
+        lines.append(f"Resolved after {format_duration(ended - alert.starts_at)}.")
+    runbook = alert.annotations.get("runbook_url", "").strip()
+    if runbook and alert.status == "firing":
+        lines.append(f"Runbook: {runbook}")
+    return clip("\n".join(lines))
+
+
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Cut an overlong text (annotations are free-form) to a size WeChat delivers in one piece."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,290 @@
+"""The `wechaty-exporter` command: subcommands, flags, logging; the only place that starts servers.
+
+Every flag can also come from the environment as WECHATY_EXPORTER_<FLAG> (upper case, dots and
+dashes as underscores), e.g. WECHATY_EXPORTER_WEB_LISTEN_ADDRESS=0.0.0.0:9839. Flags win over the
+environment, which wins over the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wechaty_exporter import __version__
+from wechaty_exporter.config import (
+    ConfigError,
+    ExporterSettings,
+    apply_serve_flags,
+    load_config,
+    parse_log_flag,
+    read_secret,
+)
+
+log = logging.getLogger("wechaty_exporter")
+ENV_PREFIX = "WECHATY_EXPORTER_"
+
+
+def _env(flag: str) -> str | None:
+    return os.environ.get(ENV_PREFIX + flag.lstrip("-").replace(".", "_").replace("-", "_").upper())
+
+
+def _log_flag(value: str) -> tuple[str, str]:
+    try:
+        return parse_log_flag(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=_env("log.level") or "info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (default: info)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wechaty-exporter",
+        description=(
+            "Keeps WeChat chatbots logged in: follows Wechaty bot logs, serves their login state "
+            "as Prometheus metrics, and hands the freshest login QR to whoever must scan it."
+        ),
+        epilog="Run `wechaty-exporter COMMAND --help` for a command's flags. "
+        f"Every flag can also be set as an environment variable {ENV_PREFIX}<FLAG>.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="follow bot logs and serve /metrics, the API and the status page",
+        description="Follow bot logs and serve /metrics, /api/v1/bots, QR endpoints and a "
+        "status page. Example: wechaty-exporter serve --log bob=/var/log/bob.log",
+    )
+    serve.add_argument("--config", default=_env("config"), help="YAML config file")
+    serve.add_argument(
+        "--log",
+        dest="logs",
+        action="append",
+        type=_log_flag,
+        default=[],
+        metavar="NAME=PATH",
+        help="a bot's log file; repeat for more bots, or the same NAME for a second file",
+    )
+    serve.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=_env("web.listen-address"),
+        metavar="HOST:PORT",
+        help="where to serve HTTP (default: 127.0.0.1:9839)",
+    )
+    serve.add_argument(
+        "--state-dir",
+        default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        metavar="DIR",
+        help="where read positions and bot states are saved so restarts lose nothing "
+        "(default: $STATE_DIRECTORY; without one, each start recovers from the logs' ends)",
+    )
+    serve.add_argument(
+        "--web.qr-token-file",
+        dest="qr_token_file",
+        default=_env("web.qr-token-file"),
+        metavar="FILE",
+        help="file holding a bearer token that lets non-loopback clients fetch login QRs",
+    )
+    serve.add_argument(
+        "--no-inotify",
+        action="store_true",
+        help="poll files instead of using inotify (network filesystems)",
+    )
+    _add_common(serve)
+
+    replay = sub.add_parser(
+        "replay",
+        help="parse whole log files once and print the resulting state",
+        description="Run the exporter's parser and state machine over whole files, once. "
+        "Each PATH belongs to --bot, or to NAME when given as NAME=PATH, or else to the bot "
+        "named by the file (alice-out.log and alice-error.log are both bot alice).",
+    )
+    replay.add_argument("--bot", help="bot name for every PATH")
+    replay.add_argument(
+        "--format", choices=["prometheus", "json"], default="json", help="output (default: json)"
+    )
+    replay.add_argument("--config", default=None, help="YAML config (for exporter.qr_hosts)")
+    replay.add_argument("paths", nargs="+", metavar="PATH")
+    _add_common(replay)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file and list every problem",
+        description="Validate a config file: prints every problem with its location, exit 1 "
+        "when there is any.",
+    )
+    check.add_argument("file", metavar="FILE")
+    _add_common(check)
+
+    _add_receiver_parser(sub)
+    return parser
+
+
+def _add_receiver_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    receiver = sub.add_parser(
+        "receiver",
+        help="take Alertmanager webhooks and message the admins (alert + freshest QR)",
+        description="Serve POST /alerts for Alertmanager's webhook; for every firing alert "
+        "about a bot, send its admins the alert and the freshest login QR.",
+    )
+    receiver.add_argument("--config", default=_env("config"), help="YAML config file")
+    receiver.add_argument(
+        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
+        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
+    )  # fmt: skip
+    receiver.add_argument(
+        "--exporter-url", default=_env("exporter-url"), metavar="URL",
+        help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
+    )  # fmt: skip
+    receiver.add_argument(
+        "--admin", dest="admins", action="append", default=[], metavar="BOT=CONTACT",
+        help="who is told about BOT; repeat for more",
+    )  # fmt: skip
+    receiver.add_argument(
+        "--outbox", default=_env("outbox"), metavar="PATH",
+        help="deliver to a JSONL outbox file instead of a messenger (dry runs, demos)",
+    )  # fmt: skip
+    receiver.add_argument(
+        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        metavar="DIR", help="where dedupe and delivery state is kept",
+    )  # fmt: skip
+    _add_common(receiver)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve_settings(args: argparse.Namespace) -> ExporterSettings:
+    settings = load_config(args.config).exporter if args.config else ExporterSettings()
+    settings = apply_serve_flags(
+        settings,
+        logs=args.logs,
+        listen=args.listen,
+        state_dir=args.state_dir,
+        qr_token_file=args.qr_token_file,
+    )
+    if not settings.bots:
+        raise ConfigError(["no logs to watch: give --log NAME=PATH or bots: in --config"], "serve")
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from wechaty_exporter.exporter import create_exporter_app
+    from wechaty_exporter.monitor import Monitor
+
+    settings = _serve_settings(args)
+    token = read_secret(settings.qr_token_file, "--web.qr-token-file") if settings.qr_token_file else None
+    monitor = Monitor(settings, use_inotify=not args.no_inotify)
+    app = create_exporter_app(monitor, qr_token=token)
+    base = f"http://{settings.listen_address}"
+    for bot, paths in settings.bots:
+        log.info("bot %s: %s", bot, ", ".join(paths))
+    log.info(
+        "serving on %s/ (status page), %s/metrics, %s/api/v1/bots; state dir: %s",
+        base, base, base, settings.state_dir or "none (restarts recover from the logs' ends)",
+    )  # fmt: skip
+    web.run_app(
+        app,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5,
+    )
+    log.info("stopped")
+    return 0
+
+
+def _replay_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
+    targets = []
+    for item in args.paths:
+        name, sep, path = item.partition("=")
+        if sep and name and not os.path.exists(item):
+            targets.append((name, path))
+        elif args.bot:
+            targets.append((args.bot, item))
+        else:
+            stem = Path(item).name.split(".")[0]
+            for suffix in ("-out", "-error", "-err"):
+                stem = stem.removesuffix(suffix)
+            targets.append((stem or "bot", item))
+    return targets
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from wechaty_exporter.collector import WechatyCollector
+    from wechaty_exporter.exporter import bot_document
+    from wechaty_exporter.replay import replay_files
+
+    hosts = load_config(args.config).exporter.qr_hosts if args.config else None
+    views = replay_files(_replay_targets(args), qr_hosts=hosts)
+    if args.format == "json":
+        doc = {"bots": [bot_document(v, with_qr=True) for v in views]}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(WechatyCollector(lambda: views, __version__))
+        sys.stdout.write(generate_latest(registry).decode())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    bots = config.exporter.bots
+    files = sum(len(paths) for _, paths in bots)
+    sections = ", ".join(sorted(k for k in config.raw if k != "bots")) or "none"
+    print(f"{args.file}: OK ({len(bots)} bot(s), {files} log file(s); sections: {sections})")
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from wechaty_exporter.receiver_main import run_receiver_cli
+
+    return run_receiver_cli(args)
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "replay": cmd_replay,
+    "check-config": cmd_check_config,
+    "receiver": cmd_receiver,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"wechaty-exporter {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wechaty-exporter {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

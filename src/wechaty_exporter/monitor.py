@@ -1,0 +1,216 @@
+"""The exporter's engine: tailer → parser → state, with start-up recovery and periodic saves.
+
+One Monitor owns every bot's state. It is driven by one asyncio task (`run`) and read by the
+HTTP handlers on the same loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from wechaty_exporter import statefile
+from wechaty_exporter.coldstart import scan_backwards
+from wechaty_exporter.collector import BotView, FileView
+from wechaty_exporter.config import ExporterSettings
+from wechaty_exporter.dialects import LineParser
+from wechaty_exporter.state import BotState, PendingQr
+from wechaty_exporter.tailer import Cursor, Lines, Start, Tailer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    """How start-up went, for the log line and the tests."""
+
+    resumed: tuple[str, ...]  # paths resumed from the state file
+    cold: tuple[str, ...]  # paths recovered by a backward scan
+    seconds: float
+
+
+class Monitor:
+    """Every bot's state, kept current from its log files."""
+
+    def __init__(
+        self,
+        settings: ExporterSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        use_inotify: bool = True,
+        save_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._use_inotify = use_inotify
+        self._save_interval = save_interval
+        self._bot_of = settings.logs()
+        self.bots: dict[str, BotState] = {bot: BotState() for bot, _ in settings.bots}
+        self._parsers = {path: self._new_parser() for path in self._bot_of}
+        self._cursors: dict[str, tuple[str, Cursor]] = {}
+        self._tailer: Tailer | None = None
+        self._dirty = False
+        self.ready = asyncio.Event()
+        self.start_report: StartReport | None = None
+
+    def _new_parser(self) -> LineParser:
+        return LineParser(self.settings.qr_hosts)
+
+    # -- reading side (HTTP handlers) --------------------------------------------------------
+
+    def snapshot(self) -> list[BotView]:
+        """Every bot with its files' health, for the collector and the API."""
+        stats = self._tailer.stats if self._tailer else {}
+        views = []
+        for bot, paths in self.settings.bots:
+            files = []
+            for path in paths:
+                st = stats.get(path)
+                files.append(
+                    FileView(
+                        path=path,
+                        present=bool(st and st.present),
+                        rotations=st.rotations if st else 0,
+                        truncations=st.truncations if st else 0,
+                        read_errors=st.read_errors if st else 0,
+                        lines_cut=st.lines_cut if st else 0,
+                    )
+                )
+            views.append(BotView(bot, self.bots[bot], tuple(files)))
+        return views
+
+    def pending_qr(self, bot: str) -> PendingQr | None:
+        state = self.bots.get(bot)
+        return state.qr if state else None
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def recover(self) -> dict[str, Start]:
+        """Load saved state, or scan logs backwards; return where the tailer starts per file.
+
+        Blocking file I/O: run it in a thread at start-up.
+        """
+        began = time.perf_counter()
+        saved = statefile.Saved()
+        if self.settings.state_dir is not None:
+            saved = statefile.load(self.settings.state_dir)
+        starts: dict[str, Start] = {}
+        resumed, cold = [], []
+        for bot in self.bots:
+            if bot in saved.bots:
+                self.bots[bot] = saved.bots[bot]
+        for path, bot in self._bot_of.items():
+            entry = saved.cursors.get(path)
+            if entry is not None and entry[0] == bot and bot in saved.bots:
+                starts[path] = entry[1]
+                self._cursors[path] = entry
+                resumed.append(path)
+                continue
+            starts[path] = self._cold_start(path, bot)
+            cold.append(path)
+        self.start_report = StartReport(tuple(resumed), tuple(cold), time.perf_counter() - began)
+        return starts
+
+    def _cold_start(self, path: str, bot: str) -> Start:
+        try:
+            found = scan_backwards(path, self._new_parser)
+        except FileNotFoundError:
+            return "start"  # waited for; read from its beginning once it appears
+        except OSError as exc:
+            log.warning("cold start: cannot read %s (%s); will keep trying", path, exc.strerror)
+            return "start"
+        state = self.bots[bot]
+        for event in found.events:
+            state.apply(event)
+        state.saw_lines(found.lines, self._clock())
+        if found.gave_up:
+            log.warning(
+                "cold start: no login, logout or QR in the last %d MiB of %s; state stays unknown",
+                found.scanned >> 20,
+                path,
+            )
+        self._dirty = True
+        return found.end
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def ingest(self, chunk: Lines) -> None:
+        """Apply a batch of lines from one file."""
+        bot = self._bot_of[chunk.path]
+        state = self.bots[bot]
+        parser = self._parsers[chunk.path]
+        now = self._clock()
+        feed, apply = parser.feed, state.apply
+        for line in chunk.lines:
+            for event in feed(line, now):
+                apply(event)
+        state.saw_lines(len(chunk.lines), now)
+        if chunk.rotated:
+            self._parsers[chunk.path] = self._new_parser()
+        self._cursors[chunk.path] = (bot, chunk.cursor)
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write state and positions together (no-op without a state dir)."""
+        if self.settings.state_dir is None or not self._dirty:
+            return
+        cursors = dict(self._cursors)
+        if self._tailer is not None:
+            for path, bot in self._bot_of.items():
+                if path not in cursors and (cur := self._tailer.cursor(path)) is not None:
+                    cursors[path] = (bot, cur)
+        try:
+            statefile.save(self.settings.state_dir, self.bots, cursors)
+            self._dirty = False
+        except OSError as exc:
+            log.error("cannot save state to %s: %s", self.settings.state_dir, exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recover, then follow every log until `stop` is set; saves as it goes and at the end."""
+        starts = await asyncio.to_thread(self.recover)
+        report = self.start_report
+        assert report is not None
+        log.info(
+            "watching %d file(s) of %d bot(s): %d resumed from saved state, %d cold-started "
+            "in %.0f ms",
+            len(starts),
+            len(self.bots),
+            len(report.resumed),
+            len(report.cold),
+            report.seconds * 1000,
+        )
+        self._tailer = Tailer(
+            starts,
+            poll_interval=self.settings.poll_interval,
+            max_line_bytes=self.settings.max_line_bytes,
+            use_inotify=self._use_inotify,
+            clock=self._clock,
+        )
+        self.save()
+        self.ready.set()
+        saver = asyncio.create_task(self._save_periodically(stop))
+        try:
+            async for chunk in self._tailer.run(stop):
+                self.ingest(chunk)
+        finally:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            self.save()
+
+    async def _save_periodically(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self._save_interval)
+            self.save()
+
+
+def default_state_dir() -> Path | None:
+    """$STATE_DIRECTORY (systemd's StateDirectory=) when set, else no persistence."""
+    value = os.environ.get("STATE_DIRECTORY")
+    return Path(value.split(":")[0]) if value else None
