@@ -110,9 +110,11 @@ def parse_rfc3339(text: str) -> float | None:
 def decode_notification(body: bytes) -> Notification:
     """Request body → Notification; raises PayloadError."""
     try:
-        doc = json.loads(body)
+        text = body.decode("utf-8")  # RFC 8259: JSON between systems is UTF-8
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"

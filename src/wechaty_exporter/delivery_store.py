@@ -73,7 +73,8 @@ class DeliveryStore:
         """Drop expired records; returns how many."""
         removed = 0
         for table in ("alerts_done", "messages_sent"):
-            removed += self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,)).rowcount
+            cursor = self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))
+            removed += cursor.rowcount
         return removed
 
     def check(self) -> bool:

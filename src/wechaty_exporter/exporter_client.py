@@ -1,8 +1,7 @@
-"""The receiver's view of the exporter API: the freshest login QR and the bot list, with timeouts."""
+"""The receiver's view of the exporter API (freshest login QR, bot list), with timeouts."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -102,13 +101,10 @@ class ExporterClient:
         """`GET /api/v1/bots` → the list under "bots"."""
         _, doc = await self._get("/api/v1/bots")
         if not isinstance(doc, dict) or not isinstance(doc.get("bots"), list):
-            raise ExporterError("/api/v1/bots: expected {\"bots\": [...]}")
+            raise ExporterError('/api/v1/bots: expected {"bots": [...]}')
         return [item for item in doc["bots"] if isinstance(item, dict)]
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
-
-
-__all__ = ["ExporterClient", "ExporterError", "PendingQr", "asyncio"]

@@ -146,6 +146,7 @@ class Monitor:
         state = self.bots[bot]
         parser = self._parsers[chunk.path]
         now = self._clock()
+        before = (state.logged_in, state.qr, state.known)
         feed, apply = parser.feed, state.apply
         for line in chunk.lines:
             for event in feed(line, now):
@@ -155,6 +156,8 @@ class Monitor:
             self._parsers[chunk.path] = self._new_parser()
         self._cursors[chunk.path] = (bot, chunk.cursor)
         self._dirty = True
+        if (state.logged_in, state.qr, state.known) != before:
+            self.save()  # state changes are rare and precious: persist them at once
 
     def save(self) -> None:
         """Write state and positions together (no-op without a state dir)."""

@@ -28,8 +28,8 @@ How files are followed
   copytruncate itself loses whatever the writer writes between logrotate's copy and its truncate.
 * Only complete lines are yielded; a partial line waits for its newline (except the drained tail
   of a rotated-away file). A line longer than ``max_line_bytes`` is cut to its first
-  ``max_line_bytes`` bytes, the rest is dropped up to the newline, and it is yielded when the newline
-  arrives; memory stays bounded whatever the writer does.
+  ``max_line_bytes`` bytes, the rest is dropped up to the newline, and it is yielded when the
+  newline arrives; memory stays bounded whatever the writer does.
 * Bytes are decoded as UTF-8 with ``errors="replace"``; a trailing ``"\\r"`` is kept.
 * Anything that is not a readable regular file (directory, FIFO, device, permission denied) is
   never opened for blocking reads: ``present`` goes False, ``read_errors`` counts the problem
@@ -55,6 +55,7 @@ False); a rotated batch's cursor describes the old file, not the one at the path
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import logging
@@ -63,8 +64,22 @@ import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +110,7 @@ class Cursor:
     def from_dict(cls, data: Mapping[str, Any]) -> Cursor:
         """Build a Cursor from to_dict()'s output; ValueError when a field is missing or wrong."""
         try:
-            fields = {
-                name: data[name] for name in ("offset", "inode", "device", "fingerprint_len")
-            }
+            fields = {name: data[name] for name in ("offset", "inode", "device", "fingerprint_len")}
             fingerprint = data["fingerprint"]
         except (KeyError, TypeError) as e:
             raise ValueError(f"cursor: missing field {e}") from None
@@ -234,7 +247,7 @@ class _Reader:
                 return
 
     def _feed(self, data: bytes) -> tuple[list[str], int]:
-        """Take the next bytes of the file; return the lines they complete and where the first began."""
+        """Take the next bytes; return the lines they complete and where the first one began."""
         limit = self.max_line
         start = self.offset
         last = data.rfind(b"\n")
@@ -298,7 +311,445 @@ class _Reader:
         return [line]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.fd)
-        except OSError:
-            pass
+
+
+@dataclass(eq=False)
+class _File:
+    """Everything the tailer knows about one configured path."""
+
+    path: str
+    index: int
+    stats: FileStats
+    start: Start
+    start_pending: bool = True  # `start` not yet applied (no file opened at this path yet)
+    reader: _Reader | None = None
+    draining: list[tuple[_Reader, float]] = field(default_factory=list)  # (reader, close at)
+    problem_key: str | None = None
+    keys: frozenset[str] = frozenset()  # event paths that concern this file
+    dirs: frozenset[str] = frozenset()  # directories to watch for it
+
+    def locate(self) -> bool:
+        """Recompute the watched paths (a symlink's target may have moved); True if changed."""
+        absolute = os.path.abspath(self.path)
+        parent = os.path.realpath(os.path.dirname(absolute))
+        link = os.path.join(parent, os.path.basename(absolute))
+        target = os.path.realpath(absolute)
+        keys = frozenset({link, target})
+        dirs = frozenset({parent, os.path.dirname(target)})
+        changed = keys != self.keys or dirs != self.dirs
+        self.keys, self.dirs = keys, dirs
+        return changed
+
+
+def _check_start(path: str, start: object) -> Start:
+    if isinstance(start, Cursor) or start in ("start", "end"):
+        return start
+    if type(start) is int and start >= 0:
+        return start
+    raise ValueError(f"{path}: start must be a Cursor, a byte offset >= 0, 'start' or 'end'")
+
+
+class Tailer:
+    """Follow several log files at once; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        starts: Mapping[str, Start],
+        *,
+        poll_interval: float = 1.0,
+        max_line_bytes: int = 65536,
+        use_inotify: bool = True,
+        clock: Callable[[], float] = time.time,
+        read_chunk: int = 1 << 20,
+        rotate_wait: float = 5.0,
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be > 0")
+        if max_line_bytes < 1 or read_chunk < 1:
+            raise ValueError("max_line_bytes and read_chunk must be >= 1")
+        if rotate_wait < 0:
+            raise ValueError("rotate_wait must be >= 0")
+        self._poll_interval = poll_interval
+        self._max_line = max_line_bytes
+        self._use_inotify = use_inotify
+        self._clock = clock
+        self._read_chunk = read_chunk
+        self._rotate_wait = rotate_wait
+        self.stats: dict[str, FileStats] = {path: FileStats() for path in starts}
+        self._files = [
+            _File(path, i, self.stats[path], _check_start(path, start))
+            for i, (path, start) in enumerate(starts.items())
+        ]
+        self._by_path = {f.path: f for f in self._files}
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._poke_scheduled = False
+        self._relocated = False  # some file's watched paths changed since the last reconcile
+        self._running = False
+
+    def cursor(self, path: str) -> Cursor | None:
+        """Where reading stands in the file now open at path (None when none is open)."""
+        reader = self._by_path[path].reader
+        return reader.cursor() if reader is not None else None
+
+    async def run(self, stop: asyncio.Event) -> AsyncIterator[Lines]:
+        """Yield batches of lines as they are written, until `stop` is set."""
+        if self._running:
+            raise RuntimeError("Tailer.run() is already running")
+        self._running = True
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        watcher = self._start_watcher(loop, wake) if self._use_inotify else None
+        stop_task = asyncio.ensure_future(stop.wait())
+        wake_task: asyncio.Future[Any] | None = None
+        next_poll = loop.time()
+        try:
+            for f in self._files:
+                f.locate()
+            while not stop.is_set():
+                wake.clear()
+                with self._lock:
+                    poked, self._pending = self._pending, set()
+                    self._poke_scheduled = False
+                now = loop.time()
+                full = now >= next_poll
+                if full:
+                    next_poll = now + self._poll_interval
+                    todo = self._files
+                else:
+                    todo = [f for f in self._files if f.index in poked or f.draining]
+                for f in todo:
+                    for batch in self._check(f, now):
+                        yield batch
+                        if stop.is_set():
+                            return
+                    if full and f.reader is None and f.locate():
+                        self._relocated = True
+                if watcher is not None:
+                    watcher.wake_all = any(f.draining for f in self._files)
+                    if full or self._relocated:
+                        self._relocated = False
+                        watcher.reconcile(self._files, full=full)
+                deadline = min(
+                    [next_poll] + [close_at for f in self._files for _, close_at in f.draining]
+                )
+                if wake_task is None:
+                    wake_task = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait(
+                    {stop_task, wake_task},
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if wake_task in done:
+                    wake_task = None
+        finally:
+            for task in (stop_task, wake_task):
+                if task is not None:
+                    task.cancel()
+            if watcher is not None:
+                watcher.close()
+            for f in self._files:
+                if f.reader is not None:
+                    f.start, f.start_pending = f.reader.cursor(), True
+                    f.reader.close()
+                    f.reader = None
+                for reader, _ in f.draining:
+                    reader.close()
+                f.draining.clear()
+            self._running = False
+
+    # -- one path -------------------------------------------------------------------------------
+
+    def _check(self, f: _File, now: float) -> Iterator[Lines]:
+        """Read whatever is new for one path: old descriptors first, then the file at the path."""
+        if f.draining:
+            still: list[tuple[_Reader, float]] = []
+            for old, close_at in f.draining:
+                final = now >= close_at
+                yield from self._drain(f, old, final=final)
+                if final:
+                    old.close()
+                else:
+                    still.append((old, close_at))
+            f.draining = still
+        try:
+            st: os.stat_result | None = os.stat(f.path)
+            error: OSError | None = None
+        except OSError as e:
+            st, error = None, e
+        reader = f.reader
+        if reader is not None:
+            if st is not None and (st.st_dev, st.st_ino) == (reader.dev, reader.ino):
+                yield from self._follow(f, reader, st)
+                return
+            # The path leads elsewhere now (or nowhere): the file was rotated away.
+            f.reader = None
+            f.stats.rotations += 1
+            log.info(
+                "%s: rotated away (inode %d); draining it, then following the path",
+                f.path,
+                reader.ino,
+            )
+            final = self._rotate_wait <= 0
+            yield from self._drain(f, reader, final=final)
+            if final:
+                reader.close()
+            else:
+                f.draining.append((reader, now + self._rotate_wait))
+        if st is None:
+            assert error is not None
+            if error.errno == errno.ENOENT:
+                first = f.start_pending
+                f.start_pending = False
+                self._problem(
+                    f,
+                    "missing",
+                    "file not found; waiting for it to appear",
+                    read_error=False,
+                    loud=first,
+                )
+            elif isinstance(error, PermissionError):
+                self._problem(f, "denied", "permission denied", read_error=True)
+            else:
+                self._problem(
+                    f, f"stat:{error.errno}", f"cannot stat: {error.strerror}", read_error=True
+                )
+            return
+        if not stat.S_ISREG(st.st_mode):
+            kind = _kind(st.st_mode)
+            self._problem(f, kind, f"is {kind}, not a regular file", read_error=True)
+            return
+        opened = self._open(f)
+        if opened is not None:
+            yield from self._follow(f, opened, os.fstat(opened.fd))
+
+    def _open(self, f: _File) -> _Reader | None:
+        try:
+            fd = os.open(f.path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None  # gone since the stat; the next check says so
+        except PermissionError:
+            self._problem(f, "denied", "permission denied", read_error=True)
+            return None
+        except OSError as e:
+            self._problem(f, f"open:{e.errno}", f"cannot open: {e.strerror}", read_error=True)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # swapped between stat and open
+                os.close(fd)
+                kind = _kind(st.st_mode)
+                self._problem(f, kind, f"is {kind}, not a regular file", read_error=True)
+                return None
+            reader = _Reader(fd, st, self._max_line, f.stats)
+            reader.seek(self._start_position(f, reader, st))
+            reader.seen = (st.st_size, st.st_mtime_ns)
+        except OSError as e:
+            os.close(fd)
+            self._problem(f, f"read:{e.errno}", f"read failed: {e.strerror}", read_error=True)
+            return None
+        f.reader = reader
+        self._fine(f)
+        log.info("%s: following inode %d from byte %d", f.path, reader.ino, reader.read_pos)
+        if f.locate():
+            self._relocated = True
+        return reader
+
+    def _start_position(self, f: _File, reader: _Reader, st: os.stat_result) -> int:
+        if not f.start_pending:
+            return 0
+        f.start_pending = False
+        start = f.start
+        if isinstance(start, Cursor):
+            same = start.fingerprint_len <= st.st_size and (
+                _fingerprint(reader.fd, start.fingerprint_len)[1] == start.fingerprint
+            )
+            if not same:
+                f.stats.rotations += 1
+                log.info("%s: replaced since the saved cursor; reading from the start", f.path)
+                return 0
+            if st.st_size < start.offset:
+                f.stats.truncations += 1
+                log.info("%s: truncated since the saved cursor; reading from the start", f.path)
+                return 0
+            return start.offset
+        if start == "start":
+            return 0
+        if start == "end":
+            return st.st_size
+        return min(start, st.st_size)
+
+    def _follow(self, f: _File, reader: _Reader, st: os.stat_result) -> Iterator[Lines]:
+        """Read the open file at the path, after checking it was not truncated under us."""
+        try:
+            if reader.rewritten(st):
+                f.stats.truncations += 1
+                log.info(
+                    "%s: truncated (size %d, had read %d); reading from the start",
+                    f.path,
+                    st.st_size,
+                    reader.read_pos,
+                )
+                reader.seek(0)
+                reader.fp_len, reader.fp_hex = _fingerprint(reader.fd, FINGERPRINT_BYTES)
+            if st.st_size > reader.read_pos:
+                yield from self._read(f, reader, st.st_size, rotated=False)
+        except OSError as e:
+            self._problem(f, f"read:{e.errno}", f"read failed: {e.strerror}", read_error=True)
+            return
+        if f.problem_key is not None:
+            self._fine(f)
+
+    def _drain(self, f: _File, reader: _Reader, *, final: bool) -> Iterator[Lines]:
+        """Read what is left in a rotated-away file; with final, its last partial line too."""
+        try:
+            yield from self._read(f, reader, os.fstat(reader.fd).st_size, rotated=True)
+        except OSError as e:
+            log.warning("%s: reading the rotated-away file failed: %s", f.path, e.strerror)
+            f.stats.read_errors += 1
+            return
+        if final:
+            start = reader.offset
+            lines = reader.flush()
+            if lines:
+                yield self._batch(f, reader, lines, start, rotated=True)
+
+    def _read(self, f: _File, reader: _Reader, until: int, *, rotated: bool) -> Iterator[Lines]:
+        for lines, start in reader.read(self._read_chunk, until):
+            yield self._batch(f, reader, lines, start, rotated=rotated)
+
+    def _batch(
+        self, f: _File, reader: _Reader, lines: list[str], start: int, *, rotated: bool
+    ) -> Lines:
+        f.stats.lines_read += len(lines)
+        f.stats.last_read_at = self._clock()
+        return Lines(f.path, lines, reader.cursor(), start, rotated)
+
+    def _problem(
+        self, f: _File, key: str, text: str, *, read_error: bool, loud: bool = True
+    ) -> None:
+        """Record what is wrong with a path; count and log it once per distinct problem."""
+        f.stats.present = False
+        f.stats.problem = text
+        if f.problem_key == key:
+            return
+        f.problem_key = key
+        if read_error:
+            f.stats.read_errors += 1
+        log.log(logging.WARNING if read_error or loud else logging.INFO, "%s: %s", f.path, text)
+
+    def _fine(self, f: _File) -> None:
+        if f.problem_key is not None:
+            log.info("%s: readable again", f.path)
+        f.problem_key = None
+        f.stats.problem = None
+        f.stats.present = True
+
+    # -- inotify --------------------------------------------------------------------------------
+
+    def _start_watcher(
+        self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event
+    ) -> _Watcher | None:
+        def poke(indices: frozenset[int]) -> None:  # runs in the observer thread
+            with self._lock:
+                self._pending |= indices
+                if self._poke_scheduled:
+                    return
+                self._poke_scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop closed while the observer stopped
+                loop.call_soon_threadsafe(wake.set)
+
+        try:
+            return _Watcher(poke)
+        except OSError as e:
+            log.warning("inotify unavailable (%s); polling every %gs", e, self._poll_interval)
+            return None
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs in watchdog's observer thread: turns an event into a poke of the loop, nothing more."""
+
+    def __init__(self, watcher: _Watcher) -> None:
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        watcher = self._watcher
+        key_map = watcher.key_map
+        hit: frozenset[int] = frozenset()
+        for p in (event.src_path, event.dest_path):
+            if p:
+                hit |= key_map.get(os.fsdecode(p), frozenset())
+        if hit or watcher.wake_all:
+            watcher.poke(hit)
+
+
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileModifiedEvent,  # IN_MODIFY, IN_ATTRIB (a chmod may make a file readable again)
+    FileCreatedEvent,  # IN_CREATE, IN_MOVED_TO
+    FileDeletedEvent,  # IN_DELETE
+    FileMovedEvent,  # IN_MOVED_FROM/TO
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]  # not IN_OPEN/IN_CLOSE_NOWRITE: our own reads would wake us
+
+
+class _Watcher:
+    """A watchdog Observer on the directories of our files, kept in step with them."""
+
+    def __init__(self, poke: Callable[[frozenset[int]], None]) -> None:
+        self.poke = poke
+        self.key_map: dict[str, frozenset[int]] = {}  # replaced whole, read by the observer thread
+        self.wake_all = False  # a rotated-away file is draining: wake on any event
+        self._handler = _Handler(self)
+        self._watches: dict[str, tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._failed: set[str] = set()
+        self._observer = Observer()
+        self._observer.start()
+
+    def reconcile(self, files: list[_File], *, full: bool) -> None:
+        """Watch exactly the directories the files need; with full, re-check the ones watched."""
+        key_map: dict[str, set[int]] = {}
+        wanted: set[str] = set()
+        for f in files:
+            wanted |= f.dirs
+            for key in f.keys:
+                key_map.setdefault(key, set()).add(f.index)
+        self.key_map = {key: frozenset(ids) for key, ids in key_map.items()}
+        alive = {e.watch for e in self._observer.emitters if e.is_alive()} if full else set()
+        for d in list(self._watches):
+            watch, ident = self._watches[d]
+            if d in wanted and not full:
+                continue
+            if d in wanted and watch in alive and _dir_ident(d) == ident:
+                continue
+            del self._watches[d]
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
+        for d in wanted - self._watches.keys():
+            found = _dir_ident(d)
+            if found is None:
+                continue
+            try:
+                watch = self._observer.schedule(self._handler, d, event_filter=_EVENTS)
+            except OSError as e:
+                if d not in self._failed:
+                    self._failed.add(d)
+                    log.warning("cannot watch %s (%s); polling it", d, e)
+                continue
+            self._failed.discard(d)
+            self._watches[d] = (watch, found)
+
+    def close(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+
+def _dir_ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None

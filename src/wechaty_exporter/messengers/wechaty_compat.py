@@ -22,7 +22,14 @@ Traps found in that stack, and what this module does about them:
 - The plugin manager checks ``127.0.0.1:<port>`` (default 5000) at the first login and refuses the
   login if something listens there: `new_bot` takes an explicit loopback port.
 - ``Contact._pool`` is one class-level dict shared by every bot and restart: pooled contacts keep
-  the puppet they were loaded with. Sending therefore goes through the current puppet by id.
+  the puppet they were loaded with. Sending therefore goes through the current puppet by id, and
+  `close_bot` drops the closing bot's entries.
+- Received message ids are deduplicated process-wide, forever (``SingleIdContainer``): a second
+  bot in the same process never sees a message id the first one saw.
+- Wechaty emits ``login`` and ``ready`` once per start: after a logout, a re-login reaches only
+  the puppet (`login_user_id` follows it). Its scan handler raises AssertionError on every scan
+  after the bot's own listeners ran (plugins never get ``on_scan``; "internal error <>" is logged
+  at ERROR). ``ScanStatus`` is a plain Enum: compare ``.value``, not the int.
 """
 
 from __future__ import annotations
@@ -41,23 +48,26 @@ import wechaty_puppet.schemas.puppet as _puppet_schema
 # __hash__ is None, and Python 3.11+ treats any unhashable default as mutable and raises
 # ValueError at import. Identity hashing is enough to get past that check.
 if _puppet_schema.PuppetOptions.__hash__ is None:
-    _puppet_schema.PuppetOptions.__hash__ = object.__hash__  # type: ignore[assignment,method-assign]
+    _puppet_schema.PuppetOptions.__hash__ = object.__hash__
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
-from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError  # noqa: E402
-from wechaty import (  # noqa: E402
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from wechaty_puppet import PuppetOptions, WechatyPuppetError
+
+from wechaty import (
     Contact,
     ContactPayload,
     FileBox,
     Message,
     MessageType,
+    Room,
     ScanStatus,
+    Tag,
     Wechaty,
     WechatyError,
     WechatyOptions,
     WechatyPlugin,
 )
-from wechaty_puppet import PuppetOptions, WechatyPuppetError  # noqa: E402
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -72,15 +82,17 @@ __all__ = [
     "Wechaty",
     "WechatyOptions",
     "WechatyPlugin",
+    "close_bot",
     "contact_ids",
     "contact_record",
     "login_user_id",
     "new_bot",
     "on_event",
+    "on_puppet_error",
+    "request_stop",
     "run_bot",
     "send_file",
     "send_text",
-    "stop_bot",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,7 +100,7 @@ log = logging.getLogger(__name__)
 # What a call through the puppet raises when the puppet service is away, slow or refusing:
 # gRPC status errors, a dropped HTTP/2 stream or connection, a refused connect (OSError), and
 # wechaty's own errors for a puppet that is stopped or not yet connected.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     GRPCError,
     StreamTerminatedError,
     ProtocolError,
@@ -178,26 +190,35 @@ def on_puppet_error(bot: Any, callback: Callable[[BaseException], None]) -> None
     bot.puppet.on("error", listener)
 
 
-async def stop_bot(bot: Any) -> None:
-    """Tell the puppet service to stop, then close the channel and the plugin scheduler.
+async def request_stop(bot: Any) -> None:
+    """The Stop RPC: the puppet service stops its puppet and ends the event stream."""
+    puppet = bot._puppet
+    if puppet is not None and puppet._puppet_stub is not None:
+        await puppet._puppet_stub.stop()
 
-    Safe on a bot that never connected or whose puppet service is gone: the Stop RPC may fail,
-    the channel is closed anyway.
+
+def close_bot(bot: Any) -> None:
+    """Drop the bot's pooled contacts, listeners, channel and scheduler (`stop()` minus Stop).
+
+    ``Wechaty.stop()`` itself would skip closing the channel whenever the Stop RPC fails, and
+    leaves its contacts in the process-wide pool, bound to a closed puppet.
     """
     puppet = bot._puppet
-    try:
-        if puppet is not None and puppet._puppet_stub is not None:
-            await bot.stop()
-    finally:
-        if puppet is not None and puppet.channel is not None:
+    if puppet is not None:
+        for accessory in (Contact, Room, Tag):
+            pool = accessory._pool
+            for key in [key for key, item in pool.items() if item._puppet is puppet]:
+                del pool[key]
+        puppet._event_stream.remove_all_listeners()
+        puppet._puppet_stub = None
+        if puppet.channel is not None:
             puppet.channel.close()
             puppet.channel = None
-        if puppet is not None:
-            puppet._puppet_stub = None
-        bot._puppet = None
-        scheduler = bot._plugin_manager.scheduler
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+    bot._puppet = None
+    bot.started = False
+    scheduler = bot._plugin_manager.scheduler
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
 
 
 def login_user_id(bot: Any) -> str | None:
@@ -242,4 +263,3 @@ async def send_file(bot: Any, contact_id: str, data: bytes, filename: str) -> st
         conversation_id=contact_id, file=box
     )
     return message_id
-
