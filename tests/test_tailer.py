@@ -148,6 +148,9 @@ def touch(path: Path) -> None:
 async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify: bool) -> None:
     """Lines written before, around and after a rotation are each seen once, in order per file.
 
+    "late" lines go to the old file after the tailer noticed the rotation, as a logger that
+    keeps its file open does until it is told to reopen: the old file is drained for rotate_wait.
+
     With inotify the poll safety net is set to 30 s, so every wake-up must come from inotify
     (for symlink_flip: from the watch on the target's directory, which is not the link's).
     copytruncate: lines written between logrotate's copy and its truncate are lost to any tailer
@@ -167,7 +170,7 @@ async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify:
     touch(writer.path)
     poll = 30.0 if inotify else 0.02
     async with tail({str(log): "start"}, use_inotify=inotify, poll_interval=poll,
-                    rotate_wait=0.15) as run:
+                    rotate_wait=0) as run:
         await run.until(lambda: run.tailer.stats[str(log)].present)
         stats = run.tailer.stats[str(log)]
         writer.lines("before", 40)
@@ -182,12 +185,14 @@ async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify:
                 os.unlink(log)
             else:
                 os.rename(log, tmp_path / "log.1")
-            if keep_open:  # still writing to the old file until it reopens
-                writer.lines("around", 10)
+            if rotation != "rename_create_later":
+                touch(log)
+            if keep_open:  # it goes on writing to the old file until it reopens (SIGHUP)
+                writer.lines("around", 5)
+                await run.until(lambda: stats.rotations == 1)
+                writer.lines("late", 5)
             if rotation == "rename_create_later":
                 await run.until(lambda: not stats.present)
-            else:
-                touch(log)
             writer.reopen()
             writer.lines("after", 40)
         else:  # symlink_flip, the way `ln -sfn` + `mv -T` does it: atomically
@@ -197,7 +202,9 @@ async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify:
             (tmp_path / "log.tmp").symlink_to(b_log)
             touch(b_log)
             os.replace(tmp_path / "log.tmp", log)
-            writer.lines("around", 10)  # the writer still has (or opens) a.log
+            writer.lines("around", 5)  # the writer still has (or opens) a.log
+            await run.until(lambda: stats.rotations == 1)
+            writer.lines("late", 5)
             writer.reopen(b_log)
             writer.lines("after", 40)
         await run.until(lambda: len(run.lines()) >= len(writer.written))

@@ -180,12 +180,14 @@ def _check_qr(raw: str, hosts: tuple[str, ...]) -> tuple[str | None, str | None]
         return None, "qr too long"
     if _QR_CHARS_RE.match(url) is None:
         return None, "bad character"
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    scheme = _SCHEME_RE.match(url)
+    if scheme is None:
         return None, "not a url"
-    if scheme.lower() not in ("http", "https"):
+    if scheme.group().lower() not in ("http:", "https:"):
         return None, "scheme not allowed"
-    authority = _AUTHORITY_END_RE.split(rest, maxsplit=1)[0]
+    if not url.startswith("//", scheme.end()):
+        return None, "not a url"
+    authority = _AUTHORITY_END_RE.split(url[scheme.end() + 2 :], maxsplit=1)[0]
     if "@" in authority:
         return None, "userinfo not allowed"
     m = _AUTHORITY_RE.match(authority)

@@ -528,3 +528,13 @@ async def test_a_messenger_bug_is_a_logged_503_not_a_crash(make_rig: MakeRig) ->
     assert status == 503
     assert doc["error"] == "messenger crashing: RuntimeError: puppet went away mid-call"
     assert rig.metric("wechaty_receiver_message_failures_total", kind="error") == 1
+
+
+async def test_a_broken_delivery_store_is_503_and_not_ready(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    rig.store.close()  # as good as a full or vanished disk
+    status, doc = await rig.post(payload("no_rescuer_firing"))
+    assert status == 503
+    assert doc["error"].startswith("delivery store:")
+    assert (await rig.client.get("/-/ready")).status == 503
+    assert rig.sent() == []

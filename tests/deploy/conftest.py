@@ -1,0 +1,86 @@
+"""Fixtures for checking deploy/: promtool and amtool, and a live exporter + Prometheus.
+
+The binaries are required (CI installs the Debian packages); a missing one fails, never skips.
+The live stack is the integration harness (tests/integration/harness.py) without Alertmanager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.harness import (
+    REPO,
+    BotLogs,
+    Exporter,
+    Processes,
+    Prometheus,
+    Tool,
+    brolog,
+    require_binary,
+    start_exporter,
+    start_prometheus,
+    wait_until,
+)
+
+DEPLOY = REPO / "deploy"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Processes):
+                report.sections.extend(value.log_sections())
+    return report
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Tool:
+    return Tool(require_binary("promtool", "prometheus"))
+
+
+@pytest.fixture(scope="session")
+def amtool() -> Tool:
+    return Tool(require_binary("amtool", "prometheus-alertmanager"))
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    registry = Processes(tmp_path_factory.mktemp("process-logs"))
+    try:
+        yield registry
+    finally:
+        registry.stop_all()
+
+
+@pytest.fixture(scope="module")
+def live(
+    processes: Processes, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Exporter, Prometheus]:
+    """An exporter whose bots have done everything a panel shows, scraped by Prometheus.
+
+    alice: logged in, one error line. bob: logged in, then out with a login QR pending.
+    """
+    logs = BotLogs(tmp_path_factory.mktemp("bot-logs"))
+    exporter = start_exporter(processes, logs, tmp_path_factory.mktemp("exporter-state"))
+    logs.login("alice")
+    logs.write("alice", brolog("puppet stream reset", level="ERR", prefix="PuppetService"))
+    logs.login("bob")
+    logs.logout("bob")
+    workdir: Path = tmp_path_factory.mktemp("prometheus")
+    prometheus = start_prometheus(processes, workdir, exporter, alertmanager=None)
+    # rate() and increase() need two samples inside the window.
+    wait_until(
+        lambda: (
+            prometheus.values('count_over_time(up{job="wechaty"}[1m])', "job").get("wechaty", 0)
+            >= 3
+        ),
+        timeout=30,
+        what="three scrapes of the exporter",
+        processes=processes,
+    )
+    return exporter, prometheus
