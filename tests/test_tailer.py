@@ -56,9 +56,9 @@ class Run:
     def lines(self, path: str | None = None) -> list[str]:
         return [line for b in self.batches if path in (None, b.path) for line in b.lines]
 
-    async def until(self, what: Callable[[], bool], timeout: float = WAIT) -> None:
-        """Wait until what() holds (checked as the loop turns), failing after timeout."""
-        deadline = time.monotonic() + timeout
+    async def until(self, what: Callable[[], bool], within: float = WAIT) -> None:
+        """Wait until what() holds (checked as the loop turns), failing after `within` seconds."""
+        deadline = time.monotonic() + within
         while not what():
             if self._task is not None and self._task.done():
                 self._task.result()
@@ -169,8 +169,9 @@ async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify:
         writer = Writer(log, keep_open=keep_open)
     touch(writer.path)
     poll = 30.0 if inotify else 0.02
-    async with tail({str(log): "start"}, use_inotify=inotify, poll_interval=poll,
-                    rotate_wait=0) as run:
+    async with tail(
+        {str(log): "start"}, use_inotify=inotify, poll_interval=poll, rotate_wait=0.15
+    ) as run:
         await run.until(lambda: run.tailer.stats[str(log)].present)
         stats = run.tailer.stats[str(log)]
         writer.lines("before", 40)
@@ -221,7 +222,9 @@ async def test_rotation(tmp_path: Path, keep_open: bool, rotation: str, inotify:
     truncated = rotation in ("copytruncate", "truncate")
     assert (stats.rotations, stats.truncations) == ((0, 1) if truncated else (1, 0))
     assert stats.lines_read == len(expected)
-    assert stats.present and stats.problem is None and stats.read_errors == 0
+    assert stats.present
+    assert stats.problem is None
+    assert stats.read_errors == 0
     rotated = [line for b in run.batches if b.rotated for line in b.lines]
     assert all(not line.startswith("after") for line in rotated)
 
@@ -239,7 +242,42 @@ async def test_rotated_file_final_partial_line_is_yielded(tmp_path: Path) -> Non
         [(["unfinished"], True), (["new"], False)],
     )
     tail_batch = next(b for b in run.batches if b.rotated)
-    assert tail_batch.start_offset == 8 and tail_batch.cursor.offset == 18
+    assert tail_batch.start_offset == 8
+    assert tail_batch.cursor.offset == 18
+
+
+@pytest.mark.parametrize("rotate_wait", [5.0, 0.0], ids=["still-draining", "closed"])
+async def test_symlink_flipped_back_goes_on_where_it_was(
+    tmp_path: Path, rotate_wait: float
+) -> None:
+    """A -> B -> A (blue/green): A is not read again from its start."""
+    log, a, b = tmp_path / "log", tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text("a1\na2\n")
+    b.write_text("")
+    log.symlink_to(a)
+
+    def flip(to: Path) -> None:
+        (tmp_path / "tmp").symlink_to(to)
+        os.replace(tmp_path / "tmp", log)
+
+    async with tail({str(log): "start"}, rotate_wait=rotate_wait) as run:
+        stats = run.tailer.stats[str(log)]
+        await run.until_lines(2)
+        flip(b)
+        await run.until(lambda: stats.rotations == 1)
+        with b.open("a") as fh:
+            fh.write("b1\n")
+        await run.until_lines(3)
+        with a.open("a") as fh:
+            fh.write("a3\n")
+        flip(a)
+        await run.until(lambda: stats.rotations == 2)
+        with a.open("a") as fh:
+            fh.write("a4\n")
+        await run.until_lines(5)
+        await run.settle(0.1)
+    assert Counter(run.lines()) == Counter(["a1", "a2", "b1", "a3", "a4"])
+    assert [line for line in run.lines() if line.startswith("a")] == ["a1", "a2", "a3", "a4"]
 
 
 async def test_truncated_and_rewritten_past_offset_between_looks(tmp_path: Path) -> None:
@@ -271,7 +309,8 @@ async def test_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
         await run.settle(0.15)  # several polls: the partial line must not come out
         assert run.lines() == ["first"]
         cursor = run.tailer.cursor(str(log))
-        assert cursor is not None and cursor.offset == 6  # the partial line's start
+        assert cursor is not None
+        assert cursor.offset == 6
         with log.open("ab") as fh:
             fh.write(b" done\nthird\n")
         assert await run.until_lines(3) == ["first", "second half still done", "third"]
@@ -292,10 +331,13 @@ async def test_invalid_utf8_becomes_replacement_characters(tmp_path: Path) -> No
     async with tail({str(log): "start"}) as run:
         got = await run.until_lines(4)
     assert got == [r.decode("utf-8", "replace") for r in raw]
-    assert "\ufffd" in got[0] and got[2] == "中文 ✓"
+    assert "\ufffd" in got[0]
+    assert got[2] == "中文 ✓"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     content=st.lists(
         st.binary(max_size=12) | st.sampled_from([b"\n", b"\r\n", "é中".encode(), b"\xe4"]),
@@ -344,12 +386,14 @@ async def test_huge_line_without_newline_is_cut_with_bounded_memory(tmp_path: Pa
         finally:
             tracemalloc.stop()
         assert peak < 6 << 20, f"peak {peak} bytes while following a 20 MiB line"
-        assert cursor is not None and cursor.offset == 7  # still at the line's start
+        assert cursor is not None
+        assert cursor.offset == 7
         with log.open("ab") as fh:
             fh.write(b"z\nafter\n")
         got = await run.until_lines(3)
     assert got == ["before", "y" * limit, "after"]
-    assert stats.lines_cut == 1 and stats.lines_read == 3
+    assert stats.lines_cut == 1
+    assert stats.lines_read == 3
 
 
 async def test_several_paths_at_once(tmp_path: Path) -> None:
@@ -405,11 +449,14 @@ async def test_missing_file_is_waited_for_and_read_from_start(tmp_path: Path) ->
     async with tail({str(log): "end"}, use_inotify=True, poll_interval=30) as run:
         stats = run.tailer.stats[str(log)]
         await run.until(lambda: stats.problem is not None)
-        assert not stats.present and "not found" in stats.problem
+        assert not stats.present
+        assert "not found" in (stats.problem or "")
         assert stats.read_errors == 0
         log.write_text("hello\n")
         assert await run.until_lines(1) == ["hello"]
-    assert stats.present and stats.problem is None and stats.rotations == 0
+    assert stats.present
+    assert stats.problem is None
+    assert stats.rotations == 0
 
 
 async def test_directory_missing_at_start(tmp_path: Path) -> None:
@@ -556,13 +603,20 @@ async def not_a_file(run: Run, path: Path, what: str, caplog: pytest.LogCaptureF
     stats = run.tailer.stats[str(path)]
     await run.until(lambda: stats.read_errors > 0)
     await run.settle(0.15)  # several polls: counted and logged once, not every poll
-    assert not stats.present and stats.read_errors == 1
-    assert stats.problem is not None and what in stats.problem
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and str(path) in r.message]
-    assert len(warnings) == 1 and what in warnings[0].message
+    assert not stats.present
+    assert stats.read_errors == 1
+    assert stats.problem is not None
+    assert what in stats.problem
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and str(path) in r.message
+    ]
+    assert len(warnings) == 1
+    assert what in warnings[0].message
 
 
-async def test_fifo_at_path_is_never_opened(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_fifo_at_path_is_never_opened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     log = tmp_path / "log"
     os.mkfifo(log)
     async with tail({str(log): "start"}) as run:

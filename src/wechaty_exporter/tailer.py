@@ -63,7 +63,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -84,6 +84,7 @@ from watchdog.observers.api import ObservedWatch
 log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES = 1024
+_REMEMBER_CLOSED = 8  # rotated-away files per path whose end we remember
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -310,9 +311,15 @@ class _Reader:
         self.offset = self.read_pos
         return [line]
 
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 @dataclass(eq=False)
@@ -326,6 +333,7 @@ class _File:
     start_pending: bool = True  # `start` not yet applied (no file opened at this path yet)
     reader: _Reader | None = None
     draining: list[tuple[_Reader, float]] = field(default_factory=list)  # (reader, close at)
+    closed: dict[tuple[int, int], Cursor] = field(default_factory=dict)  # recent, by (dev, ino)
     problem_key: str | None = None
     keys: frozenset[str] = frozenset()  # event paths that concern this file
     dirs: frozenset[str] = frozenset()  # directories to watch for it
@@ -394,7 +402,7 @@ class Tailer:
         reader = self._by_path[path].reader
         return reader.cursor() if reader is not None else None
 
-    async def run(self, stop: asyncio.Event) -> AsyncIterator[Lines]:
+    async def run(self, stop: asyncio.Event) -> AsyncGenerator[Lines, None]:
         """Yield batches of lines as they are written, until `stop` is set."""
         if self._running:
             raise RuntimeError("Tailer.run() is already running")
@@ -467,10 +475,11 @@ class Tailer:
         if f.draining:
             still: list[tuple[_Reader, float]] = []
             for old, close_at in f.draining:
-                final = now >= close_at
-                yield from self._drain(f, old, final=final)
-                if final:
-                    old.close()
+                yield from self._drain(f, old, final=now >= close_at)
+                if old.closed:
+                    continue
+                if now >= close_at:
+                    self._retire(f, old)
                 else:
                     still.append((old, close_at))
             f.draining = still
@@ -495,8 +504,8 @@ class Tailer:
             final = self._rotate_wait <= 0
             yield from self._drain(f, reader, final=final)
             if final:
-                reader.close()
-            else:
+                self._retire(f, reader)
+            elif not reader.closed:
                 f.draining.append((reader, now + self._rotate_wait))
         if st is None:
             assert error is not None
@@ -543,9 +552,11 @@ class Tailer:
                 kind = _kind(st.st_mode)
                 self._problem(f, kind, f"is {kind}, not a regular file", read_error=True)
                 return None
-            reader = _Reader(fd, st, self._max_line, f.stats)
-            reader.seek(self._start_position(f, reader, st))
-            reader.seen = (st.st_size, st.st_mtime_ns)
+            reader = self._revive(f, fd, st)
+            if reader is None:
+                reader = _Reader(fd, st, self._max_line, f.stats)
+                reader.seek(self._start_position(f, reader, st))
+                reader.seen = (st.st_size, st.st_mtime_ns)
         except OSError as e:
             os.close(fd)
             self._problem(f, f"read:{e.errno}", f"read failed: {e.strerror}", read_error=True)
@@ -557,29 +568,62 @@ class Tailer:
             self._relocated = True
         return reader
 
+    def _revive(self, f: _File, fd: int, st: os.stat_result) -> _Reader | None:
+        """The path leads back to a file we were draining (renamed back, symlink flipped back)."""
+        for i, (old, _) in enumerate(f.draining):
+            if (old.dev, old.ino) == (st.st_dev, st.st_ino):
+                del f.draining[i]
+                os.close(fd)
+                log.info("%s: inode %d is back; going on where it was", f.path, old.ino)
+                return old
+        return None
+
+    def _retire(self, f: _File, reader: _Reader) -> None:
+        """Close a rotated-away file, remembering where it ended in case the path leads back."""
+        f.closed[reader.dev, reader.ino] = reader.cursor()
+        while len(f.closed) > _REMEMBER_CLOSED:
+            del f.closed[next(iter(f.closed))]
+        reader.close()
+
     def _start_position(self, f: _File, reader: _Reader, st: os.stat_result) -> int:
+        earlier = f.closed.pop((st.st_dev, st.st_ino), None)
+        if earlier is not None:  # followed before, in this run: go on where it ended
+            return self._resume(f, reader, st, earlier, replaced_counts=False)
         if not f.start_pending:
             return 0
         f.start_pending = False
         start = f.start
         if isinstance(start, Cursor):
-            same = start.fingerprint_len <= st.st_size and (
-                _fingerprint(reader.fd, start.fingerprint_len)[1] == start.fingerprint
-            )
-            if not same:
-                f.stats.rotations += 1
-                log.info("%s: replaced since the saved cursor; reading from the start", f.path)
-                return 0
-            if st.st_size < start.offset:
-                f.stats.truncations += 1
-                log.info("%s: truncated since the saved cursor; reading from the start", f.path)
-                return 0
-            return start.offset
+            return self._resume(f, reader, st, start, replaced_counts=True)
         if start == "start":
             return 0
         if start == "end":
             return st.st_size
         return min(start, st.st_size)
+
+    def _resume(
+        self,
+        f: _File,
+        reader: _Reader,
+        st: os.stat_result,
+        cursor: Cursor,
+        *,
+        replaced_counts: bool,
+    ) -> int:
+        """Where to go on in a file a cursor was taken from, if it still is that file."""
+        same = cursor.fingerprint_len <= st.st_size and (
+            _fingerprint(reader.fd, cursor.fingerprint_len)[1] == cursor.fingerprint
+        )
+        if not same:
+            if replaced_counts:
+                f.stats.rotations += 1
+            log.info("%s: replaced since the saved cursor; reading from the start", f.path)
+            return 0
+        if st.st_size < cursor.offset:
+            f.stats.truncations += 1
+            log.info("%s: truncated since the saved cursor; reading from the start", f.path)
+            return 0
+        return cursor.offset
 
     def _follow(self, f: _File, reader: _Reader, st: os.stat_result) -> Iterator[Lines]:
         """Read the open file at the path, after checking it was not truncated under us."""
@@ -609,6 +653,7 @@ class Tailer:
         except OSError as e:
             log.warning("%s: reading the rotated-away file failed: %s", f.path, e.strerror)
             f.stats.read_errors += 1
+            reader.close()
             return
         if final:
             start = reader.offset

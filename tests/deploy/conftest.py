@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from tests.integration.harness import (
-    REPO,
     BotLogs,
     Exporter,
     Processes,
@@ -24,8 +23,6 @@ from tests.integration.harness import (
     start_prometheus,
     wait_until,
 )
-
-DEPLOY = REPO / "deploy"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from tests.integration.harness import (
@@ -50,7 +51,9 @@ def _both_logged_in(bot_logs: BotLogs, prometheus: Prometheus, processes: Proces
     )
 
 
-def _has(receiver: str, status: str, alertname: str, **labels: str):  # type: ignore[no-untyped-def]
+def _has(
+    receiver: str, status: str, alertname: str, **labels: str
+) -> Callable[[Notification], bool]:
     def match(n: Notification) -> bool:
         return n.receiver == receiver and bool(n.alerts(status, alertname, **labels))
 
