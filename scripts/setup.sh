@@ -1,33 +1,53 @@
 #!/usr/bin/env bash
-# Prepares this checkout: a .venv with the project, and (with --test) the Debian packages the
-# tests run for real: Prometheus, Alertmanager, zbar (QR decoding), mtail (benchmark reference).
+# Prepares this checkout: a .venv with the project, and the Debian packages a mode needs.
+#   --demo  Prometheus and Alertmanager (scripts/demo.sh runs the real ones)
+#   --test  everything the tests run for real: Prometheus, Alertmanager, zbar (QR decoding),
+#           mtail (benchmark reference), chromium (status page screenshots), systemd
+#           (systemd-analyze verify for deploy/systemd/)
+# As root, missing packages are installed with apt-get; otherwise it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+mode="${1:-}"
+case "$mode" in
+    "" | --demo | --test) ;;
+    *) echo "usage: $0 [--demo|--test]" >&2; exit 2 ;;
+esac
 
-if [ "$want_test" = 1 ]; then
-    missing=()
-    command -v prometheus >/dev/null || missing+=(prometheus)
-    command -v promtool >/dev/null || missing+=(prometheus)
-    command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
-    command -v zbarimg >/dev/null || missing+=(zbar-tools)
-    command -v mtail >/dev/null || missing+=(mtail)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        # shellcheck disable=SC2207
-        missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-        if [ "$(id -u)" = 0 ]; then
-            echo "==> installing Debian packages: ${missing[*]}"
-            apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                "${missing[@]}" >/dev/null
-        else
-            echo "missing Debian packages: ${missing[*]}" >&2
-            echo "install them with: sudo apt-get install ${missing[*]}" >&2
-            exit 1
-        fi
+missing=()
+need() { # need BINARY PACKAGE
+    command -v "$1" >/dev/null || missing+=("$2")
+}
+if [ "$mode" = --demo ] || [ "$mode" = --test ]; then
+    need prometheus prometheus
+    need prometheus-alertmanager prometheus-alertmanager
+fi
+if [ "$mode" = --test ]; then
+    need promtool prometheus
+    need amtool prometheus-alertmanager
+    need zbarimg zbar-tools
+    need mtail mtail
+    need chromium chromium
+    need systemd-analyze systemd
+fi
+# python3 -m venv needs Debian's python3-venv when Python is the system one.
+if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    # shellcheck disable=SC2207
+    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    else
+        echo "missing Debian packages: ${missing[*]}" >&2
+        echo "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+        echo "(or run this command as root, which installs them)" >&2
+        exit 1
     fi
 fi
 
@@ -36,7 +56,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 extras="dev"
-[ "$want_test" = 1 ] && extras="dev,bot"
+[ "$mode" = --test ] && extras="dev,bot"
 echo "==> installing wechaty-exporter[$extras] into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true

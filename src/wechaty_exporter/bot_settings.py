@@ -5,7 +5,7 @@
       self_log: /var/log/wechaty-exporter/alice.self.log   # its scan/login/logout lines, for the
                                    # exporter to tail (`--log alice=...`); "-" is stdout; default
                                    # <state_dir>/self.log, or stdout without a state dir
-      state_dir: /var/lib/wechaty-exporter/alice   # delivery state (SQLite) and the default self-log
+      state_dir: /var/lib/wechaty-exporter/alice   # delivery state (SQLite), default self-log
       puppet:                      # each key defaults to the standard environment variable
         endpoint: 127.0.0.1:8788   # WECHATY_PUPPET_SERVICE_ENDPOINT (plaintext gRPC host:port)
         token_file: /etc/wechaty-exporter/alice-puppet-token   # WECHATY_PUPPET_SERVICE_TOKEN

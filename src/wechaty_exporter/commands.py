@@ -69,8 +69,11 @@ ACK_MARK = "[ack]"  # comment prefix of silences made by `ack`, which end when t
 MAX_ALERTS_SHOWN = 30
 RESOLVE_TTL = 600.0  # seconds a contact lookup (hit or miss) is reused
 MAX_TEXT_CHARS = 1000  # a longer message is not a command
+MAX_LOG_MESSAGES = 5  # `log` sends at most this many texts (the end of the lines)
+MAX_LOG_LINE_CHARS = 400
 
 _CODE = re.compile(r"^\d{6}$")
+_CODE_ANYWHERE = re.compile(r"(?<!\d)\d{6}(?!\d)")  # redacted from audit text: a lone code
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -188,6 +191,7 @@ class CommandState:
     failures: dict[str, deque[float]] = field(default_factory=dict)
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     resolved: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    restarting: set[str] = field(default_factory=set)  # bots whose restart command runs now
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (command, outcome)
 
 
@@ -268,7 +272,7 @@ class RunInfo(Protocol):
 class RestartRunner(Protocol):
     """`runner.LocalRunner`: runs an argv without a shell, killing it on timeout."""
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> RunInfo: ...
+    async def run(self, argv: Sequence[str], *, time_limit: float) -> RunInfo: ...
 
 
 class LogReader(Protocol):
@@ -306,8 +310,12 @@ class RescueSwitches:
             self._paused.add(bot)
 
 
+_ALARMING = frozenset({"bad_code", "replayed", "rate_limited"})
+
+
 def _log_audit(record: AuditRecord) -> None:
-    audit_log.info("%s", record.line())
+    level = logging.WARNING if record.outcome in _ALARMING else logging.INFO
+    audit_log.log(level, "%s", record.line())
 
 
 @dataclass
@@ -839,7 +847,7 @@ def _audit(
         sender=sender.id,
         sender_name=sender.name,
         command=key,
-        text=_clip(shown, 300),
+        text=_clip(_CODE_ANYWHERE.sub("******", shown), 300),
         outcome=outcome,
         bot=bot,
         detail=_clip(detail, 300),
@@ -966,7 +974,8 @@ def _creator(sender: Sender) -> str:
 async def _silence(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
-    assert ctx.alertmanager is not None and command.bot is not None
+    assert ctx.alertmanager is not None
+    assert command.bot is not None
     assert command.duration is not None
     ends = now + command.duration
     comment = command.comment or f"silenced from chat by {_creator(sender)}"
@@ -1024,7 +1033,8 @@ async def _unsilence(
 async def _ack(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
-    assert ctx.alertmanager is not None and command.bot is not None
+    assert ctx.alertmanager is not None
+    assert command.bot is not None
     firing = await ctx.alertmanager.alerts(silence_matchers(command.bot))
     if not firing:
         return _texts(ctx, f"Nothing is firing for {command.bot}."), "ok", "nothing firing"
@@ -1053,7 +1063,7 @@ async def expire_resolved_acks(am: AlertmanagerApi) -> list[str]:
     expired = []
     for s in await am.silences():
         bot = s.equal_value("bot")
-        if s.state != "active" or not s.comment.startswith(ACK_MARK) or bot is None:
+        if s.state == "expired" or not s.comment.startswith(ACK_MARK) or bot is None:
             continue
         if not await am.alerts(silence_matchers(bot)):
             await am.expire_silence(s.id)
@@ -1064,11 +1074,17 @@ async def expire_resolved_acks(am: AlertmanagerApi) -> list[str]:
 async def _restart(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
-    assert ctx.runner is not None and command.bot is not None
+    assert ctx.runner is not None
+    assert command.bot is not None
     argv = ctx.settings.restart_argv(command.bot)
     assert argv is not None
-    timeout = ctx.settings.restart_timeout
-    result = await ctx.runner.run(argv, timeout=timeout)
+    if command.bot in ctx.state.restarting:
+        return _texts(ctx, f"restart {command.bot} is running already."), "usage", "busy"
+    ctx.state.restarting.add(command.bot)
+    try:
+        result = await ctx.runner.run(argv, time_limit=ctx.settings.restart_timeout)
+    finally:
+        ctx.state.restarting.discard(command.bot)
     text, outcome, note = restart_text(command.bot, result, ctx.settings.max_reply_chars)
     return [Reply.of_text(text)], outcome, note
 
@@ -1088,18 +1104,22 @@ def restart_text(bot: str, result: RunInfo, limit: int) -> tuple[str, Outcome, s
     output = "\n".join(clean_line(x) for x in result.output.rstrip("\n").split("\n")).strip()
     if not output:
         return head, outcome, note
-    room = limit - len(head) - 20
+    marker = "… (end of the output)\n"
+    room = limit - len(head) - 1 - len(marker)
     clipped = result.truncated or len(output) > room
     if len(output) > room:
         output = output[-room:]
-    marker = "… (end of the output)\n" if clipped else ""
-    return f"{head}\n{marker}{output}", outcome, note
+        if "\n" in output:
+            output = output.split("\n", 1)[1]  # whole lines only
+    return f"{head}\n{marker if clipped else ''}{output}", outcome, note
 
 
 async def _log(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
-    assert ctx.logs is not None and command.bot is not None and command.lines is not None
+    assert ctx.logs is not None
+    assert command.bot is not None
+    assert command.lines is not None
     parts: list[str] = []
     failed = 0
     for path in ctx.settings.log_paths(command.bot):
@@ -1111,15 +1131,20 @@ async def _log(
             continue
         more = " (clipped: long lines)" if clipped else ""
         head = f"{path.name}, last {len(lines)} lines{more}:"
-        parts.append("\n".join([head, *(clean_line(x) for x in lines)]))
+        parts.append("\n".join([head, *(_clip(clean_line(x), MAX_LOG_LINE_CHARS) for x in lines)]))
     outcome: Outcome = "failed" if failed == len(parts) else "ok"
-    return _texts(ctx, "\n\n".join(parts)), outcome, f"{command.lines} lines"
+    replies = _texts(ctx, "\n\n".join(parts))
+    if len(replies) > MAX_LOG_MESSAGES:  # keep the end, where the news is
+        cut = len(replies) - MAX_LOG_MESSAGES + 1
+        replies = [Reply.of_text(f"… {cut} earlier messages left out"), *replies[cut:]]
+    return replies, outcome, f"{command.lines} lines"
 
 
 async def _rescue(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
-    assert ctx.rescue is not None and command.bot is not None
+    assert ctx.rescue is not None
+    assert command.bot is not None
     enabled = command.key == "rescue_on"
     ctx.rescue.set_rescue(command.bot, enabled)
     if enabled:

@@ -4,7 +4,7 @@
       security:                    # per command: none | confirm | totp
         restart: totp              # dangerous ones (restart, silence, unsilence, ack, rescue_off)
         log: confirm               # default to totp with a secret file, else confirm; others none
-      totp_secret_file: /etc/wechaty-exporter/totp-secret   # base32, as the authenticator app has it
+      totp_secret_file: /etc/wechaty-exporter/totp-secret   # base32, as the authenticator has it
       totp_max_failures: 5         # wrong or replayed codes per admin ...
       totp_failure_window: 10m     # ... within this long, then codes are refused until it passes
       confirm_timeout: 60s         # "reply YES within 60 s"
@@ -114,7 +114,7 @@ def parse_commands_settings(
         errors.append(f"{where}: expected a mapping")
         return None
     for key in raw:
-        if key not in _KEYS:
+        if key not in _KEYS and key != "totp_secret":
             errors.append(f"{where}.{key}: unknown key (known: {', '.join(sorted(_KEYS))})")
     changes: dict[str, Any] = {}
     if "totp_secret" in raw:

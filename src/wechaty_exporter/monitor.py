@@ -52,7 +52,7 @@ class Monitor:
         self._save_interval = save_interval
         self._bot_of = settings.logs()
         self.bots: dict[str, BotState] = {bot: BotState() for bot, _ in settings.bots}
-        self._parsers = {path: self._new_parser() for path in self._bot_of}
+        self._parsers: dict[str, dict[tuple[int, int], LineParser]] = {}
         self._cursors: dict[str, tuple[str, Cursor]] = {}
         self._tailer: Tailer | None = None
         self._dirty = False
@@ -144,7 +144,7 @@ class Monitor:
         """Apply a batch of lines from one file."""
         bot = self._bot_of[chunk.path]
         state = self.bots[bot]
-        parser = self._parsers[chunk.path]
+        parser = self._parser_for(chunk)
         now = self._clock()
         before = (state.logged_in, state.qr, state.known)
         feed, apply = parser.feed, state.apply
@@ -152,12 +152,28 @@ class Monitor:
             for event in feed(line, now):
                 apply(event)
         state.saw_lines(len(chunk.lines), now)
-        if chunk.rotated:
-            self._parsers[chunk.path] = self._new_parser()
-        self._cursors[chunk.path] = (bot, chunk.cursor)
+        # The drained tail of a rotated-away file may arrive after lines of its successor: the
+        # position to save is always the file now at the path (None: not there yet).
+        cursor = chunk.cursor if not chunk.rotated else self._current_cursor(chunk.path)
+        if cursor is not None:
+            self._cursors[chunk.path] = (bot, cursor)
         self._dirty = True
         if (state.logged_in, state.qr, state.known) != before:
             self.save()  # state changes are rare and precious: persist them at once
+
+    def _parser_for(self, chunk: Lines) -> LineParser:
+        """One parser per file (path, device, inode): an entry in progress never spans files."""
+        per_path = self._parsers.setdefault(chunk.path, {})
+        key = (chunk.cursor.device, chunk.cursor.inode)
+        parser = per_path.get(key)
+        if parser is None:
+            while len(per_path) >= 3:  # this file, and the rotated ones still being drained
+                del per_path[next(iter(per_path))]
+            parser = per_path[key] = self._new_parser()
+        return parser
+
+    def _current_cursor(self, path: str) -> Cursor | None:
+        return self._tailer.cursor(path) if self._tailer is not None else None
 
     def save(self) -> None:
         """Write state and positions together (no-op without a state dir)."""

@@ -42,12 +42,12 @@ class RunResult:
 async def run_argv(
     argv: Sequence[str],
     *,
-    timeout: float,
+    time_limit: float,
     max_output: int = MAX_OUTPUT_BYTES,
     kill_grace: float = 2.0,
 ) -> RunResult:
-    """Run `argv` (no shell, stdin closed, own session); on timeout SIGTERM its process group,
-    then SIGKILL after `kill_grace` seconds."""
+    """Run `argv` (no shell, stdin closed, own session); after `time_limit` seconds SIGTERM its
+    process group, then SIGKILL after `kill_grace` seconds."""
     args = tuple(argv)
     started = time.monotonic()
     try:
@@ -76,7 +76,7 @@ async def run_argv(
     reader = asyncio.create_task(collect())
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await asyncio.wait_for(proc.wait(), time_limit)
     except TimeoutError:
         timed_out = True
         _signal_group(proc.pid, signal.SIGTERM)
@@ -88,14 +88,14 @@ async def run_argv(
     finally:
         if proc.returncode is None:  # cancelled: take the whole group down
             _signal_group(proc.pid, signal.SIGKILL)
-    # A grandchild that kept the pipe open (and escaped the group) must not hold us here.
+    # A daemon the command started may keep the pipe open: stop reading, and let it live (the
+    # command exited in time; what it started is the restarted bot).
     try:
         await asyncio.wait_for(asyncio.shield(reader), 1.0)
     except TimeoutError:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-    _signal_group(proc.pid, signal.SIGKILL)  # leftovers of a group whose leader exited
     return RunResult(
         argv=args,
         returncode=None if timed_out else proc.returncode,
@@ -151,8 +151,8 @@ class LocalRunner:
         self._max_output = max_output
         self._max_tail_bytes = max_tail_bytes
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> RunResult:
-        return await run_argv(argv, timeout=timeout, max_output=self._max_output)
+    async def run(self, argv: Sequence[str], *, time_limit: float) -> RunResult:
+        return await run_argv(argv, time_limit=time_limit, max_output=self._max_output)
 
     async def tail(self, path: Path, n: int) -> tuple[list[str], bool]:
         return await asyncio.to_thread(tail_lines, path, n, max_bytes=self._max_tail_bytes)

@@ -20,7 +20,8 @@ How files are followed
   with ``rotated=True``; then the new file is read from byte 0. The old descriptor stays open for
   ``rotate_wait`` seconds and is drained again, because a writer that keeps its file open goes on
   writing there until it reopens (logrotate's ``create`` + SIGHUP). When it is closed, a final
-  partial line without newline is yielded too.
+  partial line without newline is yielded too. A path that leads back to a file followed earlier
+  in this run (renamed back, symlink flipped back) goes on where that file ended.
 * Truncation (copytruncate, ``pm2 flush``, ``: > log``): same inode and the size fell below what we
   have read, or the first ``min(size, 1024)`` bytes no longer hash to what they did. Reading
   restarts at 0. Known limit: a file truncated and rewritten past our position whose first bytes
@@ -37,8 +38,8 @@ How files are followed
 
 Starting points (``Start``)
 ---------------------------
-The start applies to the file found at the path when ``run()`` first sees a regular file there;
-a path missing at that first look is read from byte 0 whenever it appears.
+The start applies to the first file ``run()`` opens at the path; a path missing at the first
+look is read from byte 0 whenever it appears.
 
 * ``Cursor``: resume at its offset when the file's first ``fingerprint_len`` bytes still hash to
   its fingerprint (same inode, or a copy moved back); if the file is now shorter than the offset
@@ -145,7 +146,7 @@ class FileStats:
 
 @dataclass(frozen=True, slots=True)
 class Lines:
-    """A batch of complete lines read from one path in one go."""
+    """Complete lines read from one path in one go; `cursor` is the position after them."""
 
     path: str
     lines: list[str]
@@ -429,10 +430,14 @@ class Tailer:
                 else:
                     todo = [f for f in self._files if f.index in poked or f.draining]
                 for f in todo:
-                    for batch in self._check(f, now):
-                        yield batch
-                        if stop.is_set():
-                            return
+                    try:
+                        for batch in self._check(f, now):
+                            yield batch
+                            if stop.is_set():
+                                return
+                    except Exception as e:  # a bug must not stop the other files being followed
+                        log.exception("%s: unexpected error while reading", f.path)
+                        self._problem(f, "internal", f"internal error: {e!r}", read_error=True)
                     if full and f.reader is None and f.locate():
                         self._relocated = True
                 if watcher is not None:
@@ -532,9 +537,9 @@ class Tailer:
             return
         opened = self._open(f)
         if opened is not None:
-            yield from self._follow(f, opened, os.fstat(opened.fd))
+            yield from self._follow(f, *opened)
 
-    def _open(self, f: _File) -> _Reader | None:
+    def _open(self, f: _File) -> tuple[_Reader, os.stat_result] | None:
         try:
             fd = os.open(f.path, _OPEN_FLAGS)
         except FileNotFoundError:
@@ -566,7 +571,7 @@ class Tailer:
         log.info("%s: following inode %d from byte %d", f.path, reader.ino, reader.read_pos)
         if f.locate():
             self._relocated = True
-        return reader
+        return reader, st
 
     def _revive(self, f: _File, fd: int, st: os.stat_result) -> _Reader | None:
         """The path leads back to a file we were draining (renamed back, symlink flipped back)."""

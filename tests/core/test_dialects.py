@@ -34,7 +34,7 @@ from wechaty_exporter.events import (
     ScanStatus,
 )
 
-DATA = Path(__file__).parent / "data" / "dialects"
+DATA = Path(__file__).parents[1] / "data" / "dialects"
 NOW = 1_800_000_000.0
 CST = timezone(timedelta(hours=8))  # the zone WeChat bots usually run in
 QR = "https://login.weixin.qq.com/l/IdAbc12=="

@@ -1,0 +1,103 @@
+"""`wechaty-exporter bot`: settings from the config file and flags, then the peer bot until stopped.
+
+Reads these `args` attributes (each may be missing or None): `config`, `listen`, `exporter_url`,
+`admins` (a list of BOT=CONTACT strings), `self_log`, `state_dir`. The puppet service comes from
+`bot.puppet` in the config, else WECHATY_PUPPET_SERVICE_ENDPOINT / WECHATY_PUPPET_SERVICE_TOKEN.
+
+Exit status: 0 after SIGINT/SIGTERM; 1 when the bot cannot start (puppet service unreachable or
+refusing, self-log or listen address unusable); 2 for a configuration problem (ConfigError is raised
+for the CLI to print; a missing puppet endpoint or token is printed here). Failures print one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from wechaty_exporter.bot_settings import BotSettings, apply_bot_flags, parse_bot_settings
+from wechaty_exporter.config import ConfigError, load_config
+from wechaty_exporter.receiver_settings import parse_admin_flag
+
+log = logging.getLogger(__name__)
+
+PROG = "wechaty-exporter bot"
+
+
+def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
+    """`bot` flags over the config file's `bot:` section. Raises ConfigError."""
+    settings = BotSettings()
+    config_path = getattr(args, "config", None)
+    if config_path:
+        section = load_config(config_path).raw.get("bot")
+        if section is not None:
+            errors: list[str] = []
+            parsed = parse_bot_settings(section, errors, "bot")
+            if parsed is None:
+                raise ConfigError(errors, config_path)
+            settings = parsed
+    admins: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for value in getattr(args, "admins", None) or ():
+        try:
+            admins.append(parse_admin_flag(value))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(problems, "flags")
+    return apply_bot_flags(
+        settings,
+        listen=getattr(args, "listen", None),
+        exporter_url=getattr(args, "exporter_url", None),
+        admins=admins,
+        self_log=getattr(args, "self_log", None),
+        state_dir=getattr(args, "state_dir", None),
+    )
+
+
+def run_bot_cli(args: argparse.Namespace) -> int:
+    """`wechaty-exporter bot`: run until SIGINT/SIGTERM. Raises ConfigError."""
+    settings = bot_settings_from_args(args)
+    # Importing python-wechaty creates $CACHE_DIR (default ./.wechaty in the working directory).
+    cache = settings.state_dir or Path(tempfile.gettempdir())
+    os.environ.setdefault("CACHE_DIR", str(cache / "wechaty-cache"))
+
+    from wechaty_exporter.bot import run_peer_bot
+    from wechaty_exporter.messengers.wechaty import (
+        BotStartError,
+        PuppetService,
+        PuppetServiceConfigError,
+    )
+
+    try:
+        service = PuppetService.from_env(
+            endpoint=settings.puppet.endpoint, token=settings.puppet.token
+        )
+    except PuppetServiceConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if not settings.receiver.admins and not settings.receiver.fallback_admins:
+        log.warning("no admins configured (--admin BOT=CONTACT): alerts will reach nobody")
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await run_peer_bot(settings, service)
+        except asyncio.CancelledError:
+            log.info("stopped")
+
+    try:
+        asyncio.run(main())
+    except (BotStartError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    return 0

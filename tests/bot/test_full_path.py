@@ -1,0 +1,76 @@
+"""The whole duet on the real Prometheus and Alertmanager (fast profile): bob's logout and QR, as
+bob's own peer bot self-logs them, end as a DM from alice carrying a PNG of that QR; bob's
+re-login ends as a "back online" DM. Nothing but the WeChat puppet services is faked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from tests.bot.conftest import FullPath
+from tests.bot.kit import (
+    ADMIN,
+    ALICE,
+    BOB,
+    decode_qr,
+    start_fake,
+    start_peer,
+    stop_fake,
+    until,
+)
+from tests.helpers import eventually
+
+QR = "https://login.weixin.qq.com/l/Fu11PathQr=="
+
+
+async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
+    full_path: FullPath, tmp_path: Path, measured: list[str]
+) -> None:
+    duet, prometheus = full_path.duet, full_path.prometheus
+    alice_fake = await start_fake(ALICE, logged_in=True)
+    bob_fake = await start_fake(BOB, logged_in=True)
+    peers = [
+        await start_peer(
+            fake, duet.logs.path(name), name=name, exporter_url=duet.exporter.url,
+            admins=[(other, (ADMIN.id,))], port=full_path.ports[name], token=full_path.token,
+            state_dir=tmp_path / name,
+        )  # fmt: skip
+        for fake, name, other in ((alice_fake, "alice", "bob"), (bob_fake, "bob", "alice"))
+    ]
+
+    async def both_logged_in() -> bool:
+        values = await asyncio.to_thread(prometheus.values, "wechaty_bot_logged_in", "bot")
+        return values == {"alice": 1.0, "bob": 1.0}
+
+    try:
+        await eventually(both_logged_in, timeout=20, interval=0.2)
+
+        logged_out = time.monotonic()
+        bob_fake.logout("kicked by another device")
+        bob_fake.scan(QR)
+        await until(lambda: alice_fake.files_to(ADMIN.id), timeout=20, what="the QR DM")
+        logout_to_dm = time.monotonic() - logged_out
+        [text] = alice_fake.texts_to(ADMIN.id)
+        assert text.startswith("bob is logged out of WeChat"), text
+        [(filename, png)] = alice_fake.files_to(ADMIN.id)
+        assert filename == "bob-login-qr.png"
+        assert decode_qr(png, tmp_path) == QR
+
+        logged_in = time.monotonic()
+        bob_fake.login()
+        await until(
+            lambda: len(alice_fake.texts_to(ADMIN.id)) == 2, timeout=20, what="back online"
+        )
+        login_to_dm = time.monotonic() - logged_in
+        assert alice_fake.texts_to(ADMIN.id)[1].startswith("bob is back online")
+        assert len(alice_fake.files_to(ADMIN.id)) == 1, "Alertmanager's repeats are deduped"
+        assert bob_fake.sent == [], "alerts about bob go to alice's receiver only"
+
+        measured.append(f"full path: bob's logout → alice's QR DM: {logout_to_dm:.2f} s")
+        measured.append(f"full path: bob's re-login → 'back online' DM: {login_to_dm:.2f} s")
+    finally:
+        for peer in peers:
+            await peer.stop()
+        await stop_fake(alice_fake)
+        await stop_fake(bob_fake)

@@ -1,0 +1,105 @@
+"""Fixtures for the chat command tests: the real Alertmanager and the real exporter, each started
+once per session on a free loopback port with a temporary data dir (tests/integration/harness.py
+starts, waits for and stops them; a failing test shows their logs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.harness import (
+    Alertmanager,
+    BotLogs,
+    Exporter,
+    Processes,
+    free_port,
+    http_ok,
+    require_binary,
+    start_exporter,
+    wait_until,
+)
+
+# Two receivers, routed as deploy/alertmanager routes a duet; no webhooks: nothing is sent.
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: peer-bob
+  group_by: [alertname, bot]
+  group_wait: 1h
+  routes:
+    - receiver: peer-alice
+      matchers: ['bot="bob"']
+receivers:
+  - name: peer-bob
+  - name: peer-alice
+"""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Processes):
+                report.sections.extend(value.log_sections())
+    return report
+
+
+@pytest.fixture(scope="session")
+def command_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    registry = Processes(tmp_path_factory.mktemp("command-process-logs"))
+    try:
+        yield registry
+    finally:
+        registry.stop_all()
+
+
+@pytest.fixture(scope="session")
+def real_alertmanager(
+    command_processes: Processes, tmp_path_factory: pytest.TempPathFactory
+) -> Alertmanager:
+    binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
+    workdir = tmp_path_factory.mktemp("commands-alertmanager")
+    config = workdir / "alertmanager.yml"
+    config.write_text(ALERTMANAGER_CONFIG)
+    port = free_port()
+    command_processes.start(
+        "alertmanager",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+    )
+    am = Alertmanager(f"http://127.0.0.1:{port}", config)
+    wait_until(
+        lambda: http_ok(f"{am.url}/-/ready"),
+        timeout=30,
+        what="Alertmanager to be ready",
+        processes=command_processes,
+    )
+    return am
+
+
+@pytest.fixture(scope="session")
+def exporter_logs(tmp_path_factory: pytest.TempPathFactory) -> BotLogs:
+    return BotLogs(tmp_path_factory.mktemp("command-bot-logs"))
+
+
+@pytest.fixture(scope="session")
+def real_exporter(
+    command_processes: Processes, exporter_logs: BotLogs, tmp_path_factory: pytest.TempPathFactory
+) -> Exporter:
+    """`wechaty-exporter serve --log alice=... --log bob=...` tailing real files."""
+    return start_exporter(command_processes, exporter_logs, tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture
+def totp_secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "totp-secret"
+    path.write_text("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n")
+    path.chmod(0o600)
+    return path
