@@ -132,6 +132,8 @@ def pick_ports(random_ports: bool) -> dict[str, int]:
         port = 0 if random_ports else default
         while True:
             with socket.socket() as s:
+                # As the servers do: a port left in TIME_WAIT by the last run is free to use.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
@@ -347,6 +349,11 @@ class Demo:
             (self.dir / sub).mkdir()
         self.children = Children(self.dir / "logs")
         self.ports = pick_ports(args.random_ports)
+        self.moved = {
+            name: port
+            for name, port in self.ports.items()
+            if not args.random_ports and port != DEFAULT_PORTS[name]
+        }
         self.url = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.watchdog: WatchdogSink | None = None
         self.outboxes: list[Outbox] = []
@@ -500,6 +507,9 @@ class Demo:
             ("admin's QRs", str(self.dir / "admin"), "each delivered QR as PNG"),
         ]
         out.raw()
+        if self.moved:
+            moved = ", ".join(f"{n} {DEFAULT_PORTS[n]} → {p}" for n, p in self.moved.items())
+            out.raw(f"  busy default ports, free ones used instead: {moved}")
         out.raw(out.style("  Open these while it runs:", "1"))
         for label, where, note in rows:
             out.raw(f"    {label:<13} {out.style(where, '4')}  {note}".rstrip())

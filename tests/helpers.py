@@ -19,17 +19,17 @@ def free_port() -> int:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 5.0, interval: float = 0.01
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 5.0, interval: float = 0.01
 ) -> T:
     """Await `probe()` until it returns something truthy; fail with the last value after timeout."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: T | None = None
     while time.monotonic() < deadline:
         last = await probe()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
 def append(path: Path, *lines: str) -> None:

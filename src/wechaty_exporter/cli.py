@@ -195,7 +195,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from wechaty_exporter.monitor import Monitor
 
     settings = _serve_settings(args)
-    token = read_secret(settings.qr_token_file, "--web.qr-token-file") if settings.qr_token_file else None
+    token = (
+        read_secret(settings.qr_token_file, "--web.qr-token-file")
+        if settings.qr_token_file
+        else None
+    )
     monitor = Monitor(settings, use_inotify=not args.no_inotify)
     app = create_exporter_app(monitor, qr_token=token)
     base = f"http://{settings.listen_address}"

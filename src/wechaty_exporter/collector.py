@@ -3,7 +3,7 @@
 The collector builds fresh metric families from a snapshot at scrape time; there are no
 module-level metric objects and no global registry. A sample exposition for one bot:
 
-    # HELP wechaty_bot_logged_in 1 when the bot is logged in, 0 when logged out; absent while unknown.
+    # HELP wechaty_bot_logged_in 1 when the bot is logged in, 0 when logged out; absent while ...
     # TYPE wechaty_bot_logged_in gauge
     wechaty_bot_logged_in{bot="bob"} 0.0
     # HELP wechaty_bot_state_known 1 once any login, logout or scan was seen for the bot.

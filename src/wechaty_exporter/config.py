@@ -132,7 +132,9 @@ def _str_list(value: object, where: str, errors: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str, errors: list[str]) -> None:
+def _check_keys(
+    section: Mapping[str, Any], allowed: set[str], where: str, errors: list[str]
+) -> None:
     for key in section:
         if key not in allowed:
             hint = ", ".join(sorted(allowed))

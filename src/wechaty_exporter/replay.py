@@ -16,9 +16,7 @@ from wechaty_exporter.state import BotState
 CHUNK = 4 << 20
 
 
-def replay_lines(
-    state: BotState, parser: LineParser, lines: Iterable[str], now: float
-) -> int:
+def replay_lines(state: BotState, parser: LineParser, lines: Iterable[str], now: float) -> int:
     """Feed lines through `parser` into `state`; returns how many lines there were."""
     feed, apply = parser.feed, state.apply
     count = 0

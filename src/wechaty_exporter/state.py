@@ -7,7 +7,8 @@ Rules (DESIGN.md, "Event semantics"):
 
 - login → logged in, no QR pending. logout → logged out, no QR pending.
 - scan Waiting(2) with a valid QR → logged out, QR pending (the freshest one).
-- scan Confirmed(4) → logged in, no QR pending (python-wechaty writes no login line after a re-login).
+- scan Confirmed(4) → logged in, no QR pending (python-wechaty writes no login line after a
+  re-login).
 - scan Scanned(3), Timeout(5), Cancel(1) → no QR pending; logged-in state unchanged.
 - No evidence yet → unknown (`logged_in is None`); unknown never counts as logged out.
 
@@ -119,10 +120,14 @@ class BotState:
                 self.logouts_total += 1
         if rule.qr is QrEffect.CLEAR:
             self.qr = None
-        elif rule.qr is QrEffect.SET and isinstance(event, Scan) and event.qrcode is not None:
-            if self.qr is None or self.qr.qrcode != event.qrcode:
-                self.qr_codes_total += 1
-                self.qr = PendingQr(event.qrcode, event.status, event.at)
+        elif (
+            rule.qr is QrEffect.SET
+            and isinstance(event, Scan)
+            and event.qrcode is not None
+            and (self.qr is None or self.qr.qrcode != event.qrcode)
+        ):
+            self.qr_codes_total += 1
+            self.qr = PendingQr(event.qrcode, event.status, event.at)
         if isinstance(event, Login):
             self.last_login = event.at
             if event.user:
@@ -147,7 +152,11 @@ class BotState:
         """A JSON-safe copy, for the state file."""
         data = asdict(self)
         if self.qr is not None:
-            data["qr"] = {"qrcode": self.qr.qrcode, "status": int(self.qr.status), "seen_at": self.qr.seen_at}
+            data["qr"] = {
+                "qrcode": self.qr.qrcode,
+                "status": int(self.qr.status),
+                "seen_at": self.qr.seen_at,
+            }
         return data
 
     @classmethod
@@ -158,5 +167,7 @@ class BotState:
         state = cls(**values)
         qr = data.get("qr")
         if isinstance(qr, dict):
-            state.qr = PendingQr(str(qr["qrcode"]), ScanStatus(int(qr["status"])), float(qr["seen_at"]))
+            state.qr = PendingQr(
+                str(qr["qrcode"]), ScanStatus(int(qr["status"])), float(qr["seen_at"])
+            )
         return state

@@ -7,6 +7,7 @@ The file holds pending login QRs (credentials), so it is created readable by its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,10 +47,8 @@ def load(state_dir: Path) -> Saved:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         bad = path.with_suffix(".corrupt")
         log.warning("state file %s unusable (%s); moved to %s, starting cold", path, exc, bad)
-        try:
+        with contextlib.suppress(OSError):
             path.replace(bad)
-        except OSError:
-            pass
         return Saved()
     return Saved(bots, cursors)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 # Importing wechaty creates $CACHE_DIR (default ./.wechaty): keep it out of the repository.
 os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "wechaty-exporter-tests"))
@@ -73,6 +74,16 @@ class Peer:
     async def get(self, path: str) -> int:
         async with aiohttp.ClientSession() as session, session.get(self.url + path) as resp:
             return resp.status
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """A sample of the receiver's /metrics (0 when absent)."""
+        async with aiohttp.ClientSession() as session, session.get(self.url + "/metrics") as resp:
+            text = await resp.text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
 
     async def stop(self) -> None:
         self.task.cancel()

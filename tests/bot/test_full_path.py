@@ -1,6 +1,8 @@
 """The whole duet on the real Prometheus and Alertmanager (fast profile): bob's logout and QR, as
 bob's own peer bot self-logs them, end as a DM from alice carrying a PNG of that QR; bob's
-re-login ends as a "back online" DM. Nothing but the WeChat puppet services is faked."""
+re-login ends as a "back online" DM; with alice's puppet service down, alice's receiver answers
+503 and Alertmanager's retries deliver once it is back, exactly once. Nothing but the WeChat
+puppet services is faked."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tests.bot.kit import (
 from tests.helpers import eventually
 
 QR = "https://login.weixin.qq.com/l/Fu11PathQr=="
+QR_LATER = "https://login.weixin.qq.com/l/Fu11PathL8r=="
 
 
 async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
@@ -67,8 +70,33 @@ async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
         assert len(alice_fake.files_to(ADMIN.id)) == 1, "Alertmanager's repeats are deduped"
         assert bob_fake.sent == [], "alerts about bob go to alice's receiver only"
 
+
+        # alice's puppet service is away when bob is logged out again.
+        alice = peers[0]
+        await alice_fake.go_down()
+        bob_fake.logout()
+        bob_fake.scan(QR_LATER)
+
+        async def refused() -> bool:
+            return await alice.metric("wechaty_receiver_requests_total", code="503") > 0
+
+        await eventually(refused, timeout=20, interval=0.2)
+        assert len(alice_fake.sent) == 3
+        back = time.monotonic()
+        await alice_fake.come_back()
+        await until(lambda: len(alice_fake.files_to(ADMIN.id)) == 2, timeout=20, what="retry")
+        back_to_dm = time.monotonic() - back
+        await asyncio.sleep(2)  # Prometheus and Alertmanager keep going: nothing more arrives
+        texts, files = alice_fake.texts_to(ADMIN.id), alice_fake.files_to(ADMIN.id)
+        assert len(texts) == 3 and len(files) == 2, "each message exactly once"
+        assert texts[2].startswith("bob is logged out of WeChat")
+        assert decode_qr(files[1][1], tmp_path) == QR_LATER
+
         measured.append(f"full path: bob's logout → alice's QR DM: {logout_to_dm:.2f} s")
         measured.append(f"full path: bob's re-login → 'back online' DM: {login_to_dm:.2f} s")
+        measured.append(
+            f"full path: alice's puppet back → Alertmanager's retry delivered: {back_to_dm:.2f} s"
+        )
     finally:
         for peer in peers:
             await peer.stop()

@@ -55,7 +55,9 @@ def test_replay_prometheus(capsys: pytest.CaptureFixture[str]) -> None:
     assert samples[("wechaty_log_errors_total", "bob")] == 1
 
 
-def test_replay_names_bots_from_files_and_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_names_bots_from_files_and_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, err = tmp_path / "carol-out.log", tmp_path / "carol-error.log"
     out.write_text("09:00:00 INFO StarterBot Contact<Carol> login\n")
     err.write_text("09:00:05 ERR StarterBot something broke\n")

@@ -11,7 +11,7 @@ from wechaty_exporter.events import Login, Logout, Scan, ScanStatus
 from wechaty_exporter.state import BotState
 
 QR = "https://login.weixin.qq.com/l/abc"
-CHAT = "10:00:00 INFO StarterBot Message#Text[🗣Contact<Carol>@Room<ops>]\tjust chatting, nothing to see\n"
+CHAT = "10:00:00 INFO StarterBot Message#Text[🗣Contact<Carol>@Room<ops>]\tjust chatting\n"
 
 
 def write(path: Path, *parts: str) -> None:

@@ -51,7 +51,12 @@ def test_every_problem_reported_at_once() -> None:
             "qr_hosts": ["bad host"],
             "colour": "blue",
         },
-        "bots": {"bad name!": {"logs": ["/x"]}, "ok": {"logs": []}, "me": {}, "u": {"logs": ["/x"]}},
+        "bots": {
+            "bad name!": {"logs": ["/x"]},
+            "ok": {"logs": []},
+            "me": {},
+            "u": {"logs": ["/x"]},
+        },
         "extra": 1,
     }
     with pytest.raises(ConfigError) as info:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
-
 from tests.helpers import append, eventually
+
 from wechaty_exporter.config import ExporterSettings
 from wechaty_exporter.exporter import QR_TOKEN, create_exporter_app, qr_access
 from wechaty_exporter.monitor import Monitor
@@ -47,7 +47,7 @@ async def bots(client: TestClient) -> dict[str, dict[str, Any]]:
 
 
 async def test_api_follows_the_logs(duet: tuple[TestClient, Path, Path]) -> None:
-    client, alice, bob = duet
+    client, _, bob = duet
     state = await bots(client)
     assert state["alice"]["logged_in"] is True and state["alice"]["user"] == "Alice"
     assert state["bob"]["logged_in"] is None  # missing file: unknown, never "logged out"
@@ -72,16 +72,23 @@ async def test_api_follows_the_logs(duet: tuple[TestClient, Path, Path]) -> None
 
     png = await client.get("/api/v1/bots/bob/qr.png")
     assert png.content_type == "image/png"
-    decoded = subprocess.run(
-        ["zbarimg", "--raw", "-q", "-"], input=await png.read(), capture_output=True, check=True
-    )
-    assert decoded.stdout.decode().strip() == QR
+    assert await zbar(await png.read()) == QR
 
     assert (await client.get("/api/v1/bots/alice/qr")).status == 404
     assert (await client.get("/api/v1/bots/nobody/qr")).status == 404
 
     page = await (await client.get("/")).text()
     assert "bob" in page and "logged out" in page and "data:image/svg+xml" in page
+
+
+async def zbar(png: bytes) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "zbarimg", "--raw", "-q", "-", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate(png)
+    assert proc.returncode == 0
+    return out.decode().strip()
 
 
 async def test_metrics_exposition(duet: tuple[TestClient, Path, Path]) -> None:
@@ -101,7 +108,7 @@ async def test_metrics_exposition(duet: tuple[TestClient, Path, Path]) -> None:
 
 
 async def _errors(client: TestClient) -> bool:
-    return "wechaty_log_errors_total{bot=\"bob\"} 1.0" in await (await client.get("/metrics")).text()
+    return 'wechaty_log_errors_total{bot="bob"} 1.0' in await (await client.get("/metrics")).text()
 
 
 async def test_qr_is_refused_behind_a_proxy(duet: tuple[TestClient, Path, Path]) -> None:

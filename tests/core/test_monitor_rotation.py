@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-
 from tests.helpers import append, eventually
+
 from wechaty_exporter.config import ExporterSettings
 from wechaty_exporter.exporter import create_exporter_app
 from wechaty_exporter.monitor import Monitor

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.helpers import append, free_port
 
 QR = "https://login.weixin.qq.com/l/restart"

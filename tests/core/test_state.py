@@ -31,7 +31,12 @@ def waiting(at: float, qr: str = QR1) -> Scan:
         ((waiting(1),), False, QR1, True),
         ((waiting(1), waiting(2, QR2)), False, QR2, True),
         ((waiting(1), Scan(2, ScanStatus.SCANNED)), False, None, True),
-        ((waiting(1), Scan(2, ScanStatus.SCANNED), Scan(3, ScanStatus.CONFIRMED)), True, None, True),
+        (
+            (waiting(1), Scan(2, ScanStatus.SCANNED), Scan(3, ScanStatus.CONFIRMED)),
+            True,
+            None,
+            True,
+        ),
         ((waiting(1), Scan(2, ScanStatus.TIMEOUT)), False, None, True),
         ((waiting(1), Scan(2, ScanStatus.CANCEL)), False, None, True),
         ((Login(1), waiting(2)), False, QR1, True),
@@ -58,7 +63,8 @@ def test_sequences(
 def test_counters_count_changes_not_lines() -> None:
     # TypeScript: Confirmed then its login line; a second library logging the same login.
     state = run(
-        waiting(1), waiting(1.5), Scan(2, ScanStatus.CONFIRMED), Login(2.1, "Bob"), Login(2.2, "Bob"),
+        waiting(1), waiting(1.5), Scan(2, ScanStatus.CONFIRMED),
+        Login(2.1, "Bob"), Login(2.2, "Bob"),
         Logout(3, "Bob"), Logout(3.1, "Bob"), waiting(4, QR2), waiting(4.1, QR2),
     )  # fmt: skip
     assert (state.logins_total, state.logouts_total, state.qr_codes_total) == (1, 1, 2)
