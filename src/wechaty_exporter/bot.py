@@ -65,6 +65,7 @@ __all__ = [
     "PeerBot",
     "SelfLog",
     "SelfLogger",
+    "one_line_logs",
     "run_peer_bot",
 ]
 
@@ -257,6 +258,43 @@ def _on_puppet_event(puppet: Any, event: str, callback: Callable[[Any], None]) -
             log.exception("self-log: %s event %r", event, payload)
 
     puppet.on(event, listener)
+
+
+_LINE_BREAKS = str.maketrans(
+    {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+class _OneLine(logging.Filter):
+    """Escapes line breaks in a record's message: one record, one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = message.translate(_LINE_BREAKS)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+_ONE_LINE = _OneLine()
+
+
+def one_line_logs() -> None:
+    """Keep every log record of this process on one line (call after importing python-wechaty).
+
+    python-wechaty logs contact names and message texts as they are, on loggers of its own that
+    do not propagate; a name with a newline would otherwise put a line of the attacker's choosing
+    (say, a self-log scan line with their QR) into the bot's stderr, which someone may point the
+    exporter at. Exceptions' tracebacks are left as they are.
+    """
+    loggers = [logging.getLogger(), logging.getLogger("PuppetService")]
+    loggers += [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    for filterer in [*loggers, *logging.getLogger().handlers]:  # handlers: propagated records
+        filterer.addFilter(_ONE_LINE)  # no-op when already there
 
 
 class _CurrentBot:

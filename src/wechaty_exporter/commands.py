@@ -792,12 +792,12 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
 
 async def _sender_bots(ctx: CommandContext, sender: Sender, now: float) -> tuple[str, ...]:
     direct = admin_bots(sender, ctx.admins, {})
-    if direct or ctx.resolver is None or sender.is_self or sender.room is not None:
+    if ctx.resolver is None or sender.is_self or sender.room is not None:
         return direct
     resolved: dict[str, str | None] = {}
     for contacts in ctx.admins.values():
         for contact in contacts:
-            if contact in resolved:
+            if contact in resolved or direct_match(sender, contact):
                 continue
             cached = ctx.state.resolved.get(contact)
             if cached is not None and now - cached[1] < RESOLVE_TTL:

@@ -19,7 +19,7 @@ from pathlib import Path
 MAX_OUTPUT_BYTES = 64 * 1024  # kept from the end of a command's output
 MAX_TAIL_BYTES = 256 * 1024  # read at most this much from the end of a log file
 MAX_TAIL_LINES = 200
-_BLOCK = 16 * 1024
+_BLOCK = 16 * 1024  # read size when reading a log file backwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,70 +39,88 @@ class RunResult:
         return self.returncode == 0 and not self.timed_out and self.error is None
 
 
+class _Tail(asyncio.Protocol):
+    """Keeps the last `limit` bytes that arrive on a pipe."""
+
+    def __init__(self, limit: int, closed: asyncio.Future[None]) -> None:
+        self.data = bytearray()
+        self.dropped = False
+        self._limit = limit
+        self._closed = closed
+
+    def data_received(self, data: bytes) -> None:
+        self.data.extend(data)
+        if len(self.data) > self._limit:
+            del self.data[: len(self.data) - self._limit]
+            self.dropped = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
 async def run_argv(
     argv: Sequence[str],
     *,
     time_limit: float,
     max_output: int = MAX_OUTPUT_BYTES,
     kill_grace: float = 2.0,
+    drain: float = 1.0,
 ) -> RunResult:
     """Run `argv` (no shell, stdin closed, own session); after `time_limit` seconds SIGTERM its
-    process group, then SIGKILL after `kill_grace` seconds."""
+    process group, then SIGKILL after `kill_grace` seconds.
+
+    Output is what arrives until the command exits, plus at most `drain` seconds; then the pipe
+    is closed. Whatever the command started in the background lives on, but must not write to
+    the command's output (pm2, systemctl and docker do not): it would get EPIPE or SIGPIPE.
+    """
     args = tuple(argv)
+    loop = asyncio.get_running_loop()
     started = time.monotonic()
+    # Our own pipe, not asyncio's: Process.wait() would also wait for asyncio's pipe to close,
+    # which a background child that inherited it may never do.
+    read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=write_fd,
+            stderr=write_fd,
             start_new_session=True,
         )
     except OSError as exc:
+        os.close(read_fd)
         return RunResult(args, None, False, 0.0, "", False, error=f"{exc.strerror or exc}")
-    assert proc.stdout is not None
-    buffer = bytearray()
-    dropped = False
-
-    async def collect() -> None:
-        nonlocal dropped
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(_BLOCK):
-            buffer.extend(chunk)
-            if len(buffer) > max_output:
-                del buffer[: len(buffer) - max_output]
-                dropped = True
-
-    reader = asyncio.create_task(collect())
+    finally:
+        os.close(write_fd)
+    closed: asyncio.Future[None] = loop.create_future()
+    tail = _Tail(max_output, closed)
+    transport, _ = await loop.connect_read_pipe(lambda: tail, os.fdopen(read_fd, "rb", 0))
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), time_limit)
-    except TimeoutError:
-        timed_out = True
-        _signal_group(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), kill_grace)
+            await asyncio.wait_for(proc.wait(), time_limit)
         except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            timed_out = True
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), kill_grace)
+            except TimeoutError:
+                _signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(closed), drain)
     finally:
         if proc.returncode is None:  # cancelled: take the whole group down
             _signal_group(proc.pid, signal.SIGKILL)
-    # A daemon the command started may keep the pipe open: stop reading, and let it live (the
-    # command exited in time; what it started is the restarted bot).
-    try:
-        await asyncio.wait_for(asyncio.shield(reader), 1.0)
-    except TimeoutError:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        transport.close()
     return RunResult(
         argv=args,
         returncode=None if timed_out else proc.returncode,
         timed_out=timed_out,
         duration=time.monotonic() - started,
-        output=bytes(buffer).decode("utf-8", errors="replace"),
-        truncated=dropped,
+        output=bytes(tail.data).decode("utf-8", errors="replace"),
+        truncated=tail.dropped,
     )
 
 

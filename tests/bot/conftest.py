@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from tests.integration.harness import (
     Alertmanager,
     BotLogs,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import inspect
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,6 +28,7 @@ os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "wechaty-ex
 
 from tests.receiver.kit import decode_qr, payload_doc
 from tests.wechaty.fakepuppet import ADMIN, CONTACTS, FakeContact, FakePuppet
+
 from wechaty_exporter.bot import run_peer_bot
 from wechaty_exporter.bot_settings import BotSettings, PuppetSettings
 from wechaty_exporter.dialects import LineParser
@@ -35,8 +37,6 @@ from wechaty_exporter.messengers.wechaty import PuppetService
 from wechaty_exporter.receiver_settings import AuthSettings, ReceiverSettings
 
 __all__ = ["ADMIN", "FakeContact", "FakePuppet", "decode_qr"]
-
-T = TypeVar("T")
 
 ALICE = FakeContact("wxid_alice_account", "Alice")
 BOB = FakeContact("wxid_bob_account", "Bob")
@@ -81,7 +81,8 @@ class Peer:
             text = await resp.text()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                wanted = all(sample.labels.get(k) == v for k, v in labels.items())
+                if sample.name == name and wanted:
                     return float(sample.value)
         return 0.0
 
@@ -101,6 +102,7 @@ async def start_peer(
     port: int = 0,
     token: str | None = None,
     state_dir: Path | None = None,
+    heartbeat: float = 600.0,
 ) -> Peer:
     settings = BotSettings(
         name=name,
@@ -119,24 +121,32 @@ async def start_peer(
     )
     service = PuppetService(endpoint=fake.endpoint, token="test-token")
     started: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_peer_bot(settings, service, started=started))
-    await asyncio.wait([started, task], timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    task = asyncio.create_task(
+        run_peer_bot(settings, service, started=started, heartbeat=heartbeat)
+    )
+    first: list[asyncio.Future[Any]] = [started, task]
+    await asyncio.wait(first, timeout=15, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()
     assert started.done(), "the peer bot did not start within 15 s"
     return Peer(task, f"http://{started.result()[0]}", self_log, token)
 
 
-async def until(probe: Callable[[], T | None], *, timeout: float = 5.0, what: str = "") -> T:
-    """Poll a quick synchronous probe, letting this loop (bots, fakes) run in between."""
-    deadline = time.monotonic() + timeout
+async def until(
+    probe: Callable[[], Any], *, within: float = 5.0, what: str = "", interval: float = 0.02
+) -> Any:
+    """Poll `probe` (plain or async) until it returns something truthy, letting this event loop
+    (bots, fakes) run in between; fail after `within` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
-        await asyncio.sleep(0.02)
+            raise AssertionError(f"timed out after {within}s waiting for {what or probe}")
+        await asyncio.sleep(interval)
 
 
 def self_log_lines(path: Path, kind: str | None = None) -> list[str]:
@@ -154,11 +164,10 @@ def parse(path: Path) -> list[Event]:
 
 def without_time(events: Iterable[Event]) -> list[tuple[Any, ...]]:
     """Events as (type, fields but `at`) for comparisons."""
-    out = []
-    for event in events:
-        values = {k: getattr(event, k) for k in event.__slots__ if k != "at"}  # type: ignore[union-attr]
-        out.append((type(event).__name__, *values.values()))
-    return out
+    return [
+        (type(event).__name__, *(getattr(event, k) for k in event.__slots__ if k != "at"))
+        for event in events
+    ]
 
 
 def rfc3339(ts: float) -> str:
@@ -197,8 +206,8 @@ async def exporter_qr(exporter_url: str, bot: str) -> str | None:
         return qrcode
 
 
-async def wait_exporter_qr(exporter_url: str, bot: str, qr: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_exporter_qr(exporter_url: str, bot: str, qr: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     seen = None
     while time.monotonic() < deadline:
         seen = await exporter_qr(exporter_url, bot)

@@ -22,9 +22,9 @@ from tests.bot.kit import (
     start_fake,
     start_peer,
     stop_fake,
+    until,
     wait_exporter_qr,
 )
-from tests.helpers import eventually
 
 QR_OLD = "https://login.weixin.qq.com/l/Oa1dQr=="
 QR_FRESH = "https://login.weixin.qq.com/l/Fr3shQr=="
@@ -53,7 +53,7 @@ async def test_alert_to_dm_and_retry_after_the_puppet_returns(
         return await alice.get("/-/ready") == 200
 
     try:
-        await eventually(alice_ready)
+        await until(alice_ready)
 
         # bob is logged out and shows two QRs in turn; its self-log reaches the exporter.
         bob_fake.logout("kicked by another device")
@@ -79,7 +79,7 @@ async def test_alert_to_dm_and_retry_after_the_puppet_returns(
 
         # bob scans and is back: its login line clears the QR; the resolved alert says so.
         bob_fake.login()
-        await eventually(lambda: _no_qr(url, "bob"))
+        await until(lambda: _no_qr(url, "bob"))
         status, body = await alice.post(episode.payload("resolved", ends_at=time.time()))
         assert status == 200, body
         texts, _ = dms()
@@ -113,7 +113,7 @@ async def test_alert_to_dm_and_retry_after_the_puppet_returns(
         assert texts[2].startswith("bob is logged out of WeChat")
         assert decode_qr(files[1][1], tmp_path) == QR_LATER
 
-        measured.append(f"POST /alerts → text + QR accepted by the puppet: {post_to_dm * 1000:.0f} ms")
+        measured.append(f"POST /alerts → text + QR accepted by the puppet: {post_to_dm:.3f} s")
         measured.append(
             f"puppet back → retried POST delivered: {delivered_in:.2f} s "
             f"({len(statuses)} POSTs, bot reconnect included)"

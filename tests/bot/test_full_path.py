@@ -21,7 +21,6 @@ from tests.bot.kit import (
     stop_fake,
     until,
 )
-from tests.helpers import eventually
 
 QR = "https://login.weixin.qq.com/l/Fu11PathQr=="
 QR_LATER = "https://login.weixin.qq.com/l/Fu11PathL8r=="
@@ -33,26 +32,26 @@ async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
     duet, prometheus = full_path.duet, full_path.prometheus
     alice_fake = await start_fake(ALICE, logged_in=True)
     bob_fake = await start_fake(BOB, logged_in=True)
-    peers = [
-        await start_peer(
+    peers = []
+    for fake, name, other in ((alice_fake, "alice", "bob"), (bob_fake, "bob", "alice")):
+        peer = await start_peer(
             fake, duet.logs.path(name), name=name, exporter_url=duet.exporter.url,
             admins=[(other, (ADMIN.id,))], port=full_path.ports[name], token=full_path.token,
             state_dir=tmp_path / name,
         )  # fmt: skip
-        for fake, name, other in ((alice_fake, "alice", "bob"), (bob_fake, "bob", "alice"))
-    ]
+        peers.append(peer)
 
     async def both_logged_in() -> bool:
         values = await asyncio.to_thread(prometheus.values, "wechaty_bot_logged_in", "bot")
         return values == {"alice": 1.0, "bob": 1.0}
 
     try:
-        await eventually(both_logged_in, timeout=20, interval=0.2)
+        await until(both_logged_in, within=20, interval=0.2)
 
         logged_out = time.monotonic()
         bob_fake.logout("kicked by another device")
         bob_fake.scan(QR)
-        await until(lambda: alice_fake.files_to(ADMIN.id), timeout=20, what="the QR DM")
+        await until(lambda: alice_fake.files_to(ADMIN.id), within=20, what="the QR DM")
         logout_to_dm = time.monotonic() - logged_out
         [text] = alice_fake.texts_to(ADMIN.id)
         assert text.startswith("bob is logged out of WeChat"), text
@@ -62,14 +61,11 @@ async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
 
         logged_in = time.monotonic()
         bob_fake.login()
-        await until(
-            lambda: len(alice_fake.texts_to(ADMIN.id)) == 2, timeout=20, what="back online"
-        )
+        await until(lambda: len(alice_fake.texts_to(ADMIN.id)) == 2, within=20, what="back online")
         login_to_dm = time.monotonic() - logged_in
         assert alice_fake.texts_to(ADMIN.id)[1].startswith("bob is back online")
         assert len(alice_fake.files_to(ADMIN.id)) == 1, "Alertmanager's repeats are deduped"
         assert bob_fake.sent == [], "alerts about bob go to alice's receiver only"
-
 
         # alice's puppet service is away when bob is logged out again.
         alice = peers[0]
@@ -80,11 +76,11 @@ async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
         async def refused() -> bool:
             return await alice.metric("wechaty_receiver_requests_total", code="503") > 0
 
-        await eventually(refused, timeout=20, interval=0.2)
+        await until(refused, within=20, interval=0.2)
         assert len(alice_fake.sent) == 3
         back = time.monotonic()
         await alice_fake.come_back()
-        await until(lambda: len(alice_fake.files_to(ADMIN.id)) == 2, timeout=20, what="retry")
+        await until(lambda: len(alice_fake.files_to(ADMIN.id)) == 2, within=20, what="retry")
         back_to_dm = time.monotonic() - back
         await asyncio.sleep(2)  # Prometheus and Alertmanager keep going: nothing more arrives
         texts, files = alice_fake.texts_to(ADMIN.id), alice_fake.files_to(ADMIN.id)

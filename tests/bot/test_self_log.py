@@ -17,6 +17,7 @@ from tests.bot.kit import (
     until,
     without_time,
 )
+
 from wechaty_exporter.bot import ExporterPlugin, SelfLog
 from wechaty_exporter.events import ScanStatus
 from wechaty_exporter.messengers import wechaty_compat as compat
@@ -109,7 +110,7 @@ async def test_plugin_alone_logs_from_the_first_login(tmp_path: Path) -> None:
         compat.close_bot(bot)
         await plugin.close()
         await stop_fake(fake)
-    # The QR shown before the first login is not seen: python-wechaty hands plugins the bot at login.
+    # The QR before the first login goes unseen: python-wechaty hands plugins the bot at login.
     assert without_time(parse(path)) == EXPECTED[3:]
 
 

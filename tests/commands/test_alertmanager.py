@@ -12,8 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.commands.kit import ADA, OPS, SECRET, STRANGER, code_at, make_ctx, settings, texts
-from tests.helpers import free_port
-from tests.integration.harness import Alertmanager
+from tests.integration.harness import Alertmanager, free_port
 
 from wechaty_exporter.alertmanager_client import AlertmanagerClient, Matcher, rfc3339
 from wechaty_exporter.commands import expire_resolved_acks, handle_message

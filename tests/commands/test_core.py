@@ -507,3 +507,24 @@ def test_default_audit_sink_warns_on_failed_codes(caplog: pytest.LogCaptureFixtu
         ("INFO", "wechaty_exporter.audit"),
     ]
     assert "outcome=bad_code" in caplog.records[0].getMessage()
+
+
+async def test_admin_of_one_bot_by_id_and_of_another_by_name() -> None:
+    directory = Directory({"Ada Admin": ADA.id})
+    ctx, _ = make_ctx(admins={"alice": (ADA.id,), "bob": ("Ada Admin",)}, resolver=directory)
+    reply = texts(await handle_message(ctx, ADA, "help", T0))
+    assert reply.splitlines()[0] == "Your bots: alice, bob"
+    assert directory.asked == ["Ada Admin"]
+
+
+def test_the_core_imports_no_io_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wechaty_exporter.commands, wechaty_exporter.commands_settings\n"
+        "print(sorted(m for m in ('asyncio', 'aiohttp', 'wechaty', 'prometheus_client')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

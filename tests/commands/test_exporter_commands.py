@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.commands.kit import ADA, OPS, STRANGER, make_ctx, texts
-from tests.helpers import eventually
+from tests.commands.kit import ADA, OPS, STRANGER, eventually, make_ctx, texts
 from tests.integration.harness import BotLogs, Exporter, brolog
 
 from wechaty_exporter.commands import handle_message
@@ -52,7 +51,7 @@ async def exporter(
             and pending.qrcode == qr
         )
 
-    await eventually(caught_up, timeout=15, interval=0.05)
+    await eventually(caught_up, within=15, interval=0.05)
     yield client, qr
     await client.close()
 

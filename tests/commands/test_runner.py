@@ -9,8 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.commands.kit import ADA, OPS, SECRET, STRANGER, code_at, make_ctx, settings, texts
-from tests.helpers import eventually
+from tests.commands.kit import (
+    ADA,
+    OPS,
+    SECRET,
+    STRANGER,
+    code_at,
+    eventually,
+    make_ctx,
+    settings,
+    texts,
+)
 
 from wechaty_exporter.commands import handle_message
 from wechaty_exporter.runner import LocalRunner, run_argv, tail_lines
@@ -56,7 +65,7 @@ async def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
     async def gone() -> bool:
         return dead()
 
-    await eventually(gone, timeout=5)
+    await eventually(gone, within=5)
 
 
 async def test_run_leaves_what_a_finished_command_started(tmp_path: Path) -> None:

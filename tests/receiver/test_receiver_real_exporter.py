@@ -54,7 +54,7 @@ class Process:
             except aiohttp.ClientError:
                 return False
 
-        await eventually(ready, timeout=15, interval=0.05)
+        await eventually(ready, within=15, interval=0.05)
 
     async def stop(self) -> int:
         assert self.proc is not None
