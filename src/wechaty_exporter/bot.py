@@ -22,9 +22,12 @@ The exporter tails that file (``serve --log alice=/path/alice.self.log``): two b
 other plus one exporter form the duet with no other code. Kinds that are not events, ignored by the
 parser: ``puppet`` (``state`` connected / stopped, and lost at level ERROR, counted in
 ``wechaty_log_errors_total``) and ``heartbeat`` (every `heartbeat` seconds, so a quiet but running
-bot's log never looks stale). A login line names the account once ContactPayload answered (or gives
-up after `lookup_timeout`); lines are written in the order the events arrived, stamped with their
-arrival time. The file is opened with O_APPEND, mode 0640, and reopened when rotated away.
+bot's log never looks stale, default every 10 min). A login line names the account once
+ContactPayload answered (or gives up after `lookup_timeout`); lines are written in the order the
+events arrived, stamped with their arrival time. Each reconnect logs the login the puppet service
+announces again. The file (it holds login QRs) is opened with O_APPEND, mode 0640, and reopened
+when rotated away. Never point the exporter at the bot's stderr instead: python-wechaty logs
+contact names as they are (`one_line_logs` escapes their line breaks in this process).
 
 Why the puppet, not Wechaty's events: python-wechaty emits ``login`` once per start (a re-login
 after a logout reaches only the puppet), and its scan handler raises after its listeners ran, so
@@ -361,18 +364,22 @@ class PeerBot:
         log.info("bot %s connected to the puppet service at %s", self.name, self.service.endpoint)
 
     async def run(self) -> None:
-        """Until cancelled: when the event stream ends, reconnect with backoff."""
+        """Until cancelled: when the event stream ends, reconnect with backoff. The backoff
+        starts over only after a connection that held, so a flapping service is not hammered."""
+        delay = self.reconnect_min_delay
         while True:
             if self.running is not None:
+                since = time.monotonic()
                 await asyncio.wait({self.running.task})
                 self._lost()
-            delay = self.reconnect_min_delay
+                if time.monotonic() - since >= self.reconnect_max_delay:
+                    delay = self.reconnect_min_delay
             while self.running is None:
                 await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max_delay)
                 try:
                     await self.connect()
                 except BotStartError as exc:
-                    delay = min(delay * 2, self.reconnect_max_delay)
                     log.warning("reconnecting failed: %s; next try in %.1f s", exc, delay)
 
     async def stop(self) -> None:

@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
 
     _add_receiver_parser(sub)
+    _add_bot_parser(sub)
     return parser
 
 
@@ -164,6 +165,40 @@ def _add_receiver_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="DIR", help="where dedupe and delivery state is kept",
     )  # fmt: skip
     _add_common(receiver)
+
+
+def _add_bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bot = sub.add_parser(
+        "bot",
+        help="run the peer bot: python-wechaty + the receiver + chat commands + self-log",
+        description="Run a python-wechaty bot that hosts the receiver (POST /alerts), answers "
+        "admins' chat commands and writes its own scan/login/logout lines to a self-log the "
+        "exporter can follow. The puppet service comes from WECHATY_PUPPET_SERVICE_ENDPOINT "
+        "and WECHATY_PUPPET_SERVICE_TOKEN.",
+    )
+    bot.add_argument("--config", default=_env("config"), help="YAML config file")
+    bot.add_argument(
+        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
+        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
+    )  # fmt: skip
+    bot.add_argument(
+        "--exporter-url", default=_env("exporter-url"), metavar="URL",
+        help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
+    )  # fmt: skip
+    bot.add_argument(
+        "--admin", dest="admins", action="append", default=[], metavar="BOT=CONTACT",
+        help="who is told about BOT (and may command it); repeat for more",
+    )  # fmt: skip
+    bot.add_argument(
+        "--self-log", default=_env("self-log"), metavar="PATH",
+        help="file for this bot's own scan/login/logout lines, for the exporter to follow "
+        "(default: <state-dir>/self.log; '-' for stdout)",
+    )  # fmt: skip
+    bot.add_argument(
+        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        metavar="DIR", help="where the self-log, dedupe and delivery state are kept",
+    )  # fmt: skip
+    _add_common(bot)
 
 
 def _setup_logging(level: str) -> None:
@@ -271,11 +306,18 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     return run_receiver_cli(args)
 
 
+def cmd_bot(args: argparse.Namespace) -> int:
+    from wechaty_exporter.bot_main import run_bot_cli
+
+    return run_bot_cli(args)
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "replay": cmd_replay,
     "check-config": cmd_check_config,
     "receiver": cmd_receiver,
+    "bot": cmd_bot,
 }
 
 

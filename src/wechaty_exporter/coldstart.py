@@ -8,7 +8,9 @@ decisive event is, not on the size of the log. The tailer then follows from `end
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -68,7 +70,7 @@ def scan_backwards(
     `now` is the read time given to lines without a full date; by default the file's mtime, the
     best bound there is for lines written before the exporter started.
     """
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         st = os.fstat(f.fileno())
         size = st.st_size
         when = st.st_mtime if now is None else now
@@ -93,6 +95,20 @@ def scan_backwards(
                 result.gave_up = True
                 return result
             window = min(window * 4, max_scan)
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open a regular file for reading. A FIFO is opened without blocking (a plain open() waits
+    for a writer forever) and refused like any other non-regular file, with an OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _end_of_last_line(f: BinaryIO, size: int) -> int:

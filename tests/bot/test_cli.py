@@ -29,10 +29,8 @@ PROG = "wechaty-exporter bot: "
 
 
 def bot_command() -> list[str]:
-    """The real subcommand once cli.py has it; until then tests/bot/botcli.py, same flags."""
-    if "bot" in cli.COMMANDS:
-        return [sys.executable, "-m", "wechaty_exporter", "bot"]
-    return [sys.executable, str(Path(__file__).with_name("botcli.py"))]
+    assert "bot" in cli.COMMANDS
+    return [sys.executable, "-m", "wechaty_exporter", "bot"]
 
 
 async def run_bot(
