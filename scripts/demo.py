@@ -190,7 +190,7 @@ def qr_matrix(png_bytes: bytes) -> list[bytearray] | None:
     except ImportError:
         return None
     try:
-        width, height, rows, info = png.Reader(bytes=png_bytes).asRGB8()
+        width, _height, rows, _info = png.Reader(bytes=png_bytes).asRGB8()
         dark = [[row[3 * x] < 128 for x in range(width)] for row in rows]
     except Exception:
         return None
@@ -219,7 +219,8 @@ def draw_qr(matrix: list[bytearray], stream: TextIO) -> None:
     """Half-block characters, light modules drawn as blocks (made for a dark terminal)."""
     import segno.writers
 
-    segno.writers.write_terminal_compact(matrix, (len(matrix), len(matrix)), stream, border=2)
+    size = (len(matrix), len(matrix))
+    segno.writers.write_terminal_compact(matrix, size, stream, border=2)  # type: ignore[attr-defined]
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -570,7 +571,10 @@ class Demo:
                 extra = ", login QR pending" if now[1] else ""
                 self.out.say(f"exporter: {name} {state}{extra}", "31" if now[0] is False else "")
             elif now[1] is not None:
-                self.out.say(f"exporter: {name} printed a new login QR (the last one expired)")
+                self.out.say(
+                    f"exporter: {name} printed a new login QR (the last one expired); the "
+                    f"status page shows it, and a peer bot answers `qr {name}` with it"
+                )
 
     def query(self, expr: str) -> list[dict[str, Any]] | None:
         url = f"{self.url['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -660,7 +664,7 @@ class Demo:
             out.raw(f"           │ {bot} has printed a newer QR since; the status page shows it")
         matrix = qr_matrix(data)
         if matrix is not None:
-            out.raw("           │ (drawn for a dark terminal; the PNG and the status page work too)")
+            out.raw("           │ (drawn for a dark terminal; the PNG and status page work too)")
             draw_qr(matrix, out.stream)
             out.stream.flush()
         out.event("message", sender=sender, bot=bot, type="image", png=str(path))
@@ -699,25 +703,58 @@ def _missing_binaries() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=0, metavar="S",
-                        help="stop after S seconds (default: run until Ctrl-C)")
-    parser.add_argument("--exit-after-first-qr", action="store_true",
-                        help="stop once the first login QR reached the admin (exit 1 if none "
-                        "did within --duration)")
-    parser.add_argument("--random-ports", action="store_true",
-                        help="free ports only, no fixed defaults")
-    parser.add_argument("--events", type=Path, metavar="FILE",
-                        help="append what happens to FILE as JSON lines (for tests)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--exit-after-first-qr",
+        action="store_true",
+        help="stop once the first login QR reached the admin (exit 1 if none "
+        "did within --duration)",
+    )
+    parser.add_argument(
+        "--random-ports", action="store_true", help="free ports only, no fixed defaults"
+    )
+    parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="append what happens to FILE as JSON lines (for tests)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir when stopping")
-    parser.add_argument("--first-logout", type=float, default=15, metavar="S",
-                        help="alice is logged out S seconds after start (default 15)")
-    parser.add_argument("--offline", type=float, default=70, metavar="S",
-                        help="how long alice stays logged out (default 70)")
-    parser.add_argument("--online", type=float, default=50, metavar="S",
-                        help="how long alice stays logged in between logouts (default 50)")
-    parser.add_argument("--qr-every", type=float, default=20, metavar="S",
-                        help="a fresh QR while logged out every S seconds (default 20)")
-    args = parser.parse_args(argv)  # fmt: skip
+    parser.add_argument(
+        "--first-logout",
+        type=float,
+        default=15,
+        metavar="S",
+        help="alice is logged out S seconds after start (default 15)",
+    )
+    parser.add_argument(
+        "--offline",
+        type=float,
+        default=70,
+        metavar="S",
+        help="how long alice stays logged out (default 70)",
+    )
+    parser.add_argument(
+        "--online",
+        type=float,
+        default=50,
+        metavar="S",
+        help="how long alice stays logged in between logouts (default 50)",
+    )
+    parser.add_argument(
+        "--qr-every",
+        type=float,
+        default=20,
+        metavar="S",
+        help="a fresh QR while logged out every S seconds (default 20)",
+    )
+    args = parser.parse_args(argv)
 
     missing = _missing_binaries()
     if missing:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A simulated WeChat bot for the demo: writes the log lines a real Wechaty bot writes, nothing else.
+"""A simulated WeChat bot for the demo: writes the log lines a real Wechaty bot writes, no more.
 
 No WeChat is involved. The bot starts, logs in, and chats; with --cycle it is logged out after
 --first-logout seconds, prints a fresh login QR every --qr-every seconds while logged out (WeChat's
@@ -92,7 +92,8 @@ class PythonWechaty:
 
     def _line(self, message: str, level: str = "INFO", logger: str = "Wechaty") -> str:
         now = datetime.now()
-        return f"{now:%Y-%m-%d %H:%M:%S},{now.microsecond // 1000:03d} - {logger} - {level} - {message}"
+        stamp = f"{now:%Y-%m-%d %H:%M:%S},{now.microsecond // 1000:03d}"
+        return f"{stamp} - {logger} - {level} - {message}"
 
     def _scan(self, status: str, number: int, qrcode: str | None) -> str:
         qr = repr(qrcode) if qrcode else "None"
@@ -104,7 +105,9 @@ class PythonWechaty:
     def start(self) -> list[str]:
         return [
             self._line("starting puppet ..."),
-            self._line(f"receive <login> event <EventLoginPayload(contact_id='{self.contact_id}')>"),
+            self._line(
+                f"receive <login> event <EventLoginPayload(contact_id='{self.contact_id}')>"
+            ),
         ]
 
     def chat(self, sender: str, room: str | None, text: str) -> list[str]:

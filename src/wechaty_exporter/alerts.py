@@ -23,6 +23,10 @@ _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
 )
 _GO_ZERO_YEAR = 1
+# Times an alert may carry: every time zone can still show them (datetime spans years 1-9999).
+_MIN_TIME = -62135596800.0 + 2 * 86400  # 0001-01-03T00:00:00Z
+_MAX_TIME = 253402300799.0 - 2 * 86400  # 9999-12-29T23:59:59Z
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 MAX_TEXT_CHARS = 1500  # a WeChat text stays well under the client's limit
 
 
@@ -30,6 +34,7 @@ class PayloadError(ValueError):
     """The webhook payload is not usable; `reason` names the field and what was wrong."""
 
     def __init__(self, reason: str) -> None:
+        reason = _clean(reason)  # it is logged and sent back: keep it encodable
         super().__init__(reason)
         self.reason = reason
 
@@ -104,7 +109,10 @@ def parse_rfc3339(text: str) -> float | None:
         sign = -1 if zone[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     fraction = float("0." + m.group(7)) if m.group(7) else 0.0
-    return datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp() + fraction
+    seconds = datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp() + fraction
+    if not _MIN_TIME <= seconds <= _MAX_TIME:
+        raise ValueError(f"time out of range: {text!r}")
+    return seconds
 
 
 def decode_notification(body: bytes) -> Notification:
@@ -119,6 +127,8 @@ def decode_notification(body: bytes) -> Notification:
         raise PayloadError(
             f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except (ValueError, RecursionError) as exc:  # a number over 4300 digits, nesting too deep
+        raise PayloadError(f"body is not usable JSON: {exc.__class__.__name__}: {exc}"[:200]) from exc
     return parse_notification(doc)
 
 
@@ -181,8 +191,8 @@ def _alert(item: object, where: str) -> Alert:
         starts_at=starts_at,
         starts_at_raw=str(starts_raw),
         ends_at=ends_at,
-        fingerprint=fingerprint,
-        generator_url=generator if isinstance(generator, str) else "",
+        fingerprint=_clean(fingerprint),
+        generator_url=_clean(generator) if isinstance(generator, str) else "",
     )
 
 
@@ -215,14 +225,20 @@ def _str_map(value: object, where: str, *, required: bool) -> Mapping[str, str]:
     for key, item in value.items():
         if not isinstance(item, str):
             raise PayloadError(f"{where}.{key}: expected a string, got {_show(item)}")
-    return MappingProxyType(dict(value))
+    return MappingProxyType({_clean(k): _clean(v) for k, v in value.items()})
 
 
 def _optional_str(doc: Mapping[str, object], key: str, default: str) -> str:
     value = doc.get(key, default)
     if not isinstance(value, str):
         raise PayloadError(f"{key}: expected a string, got {_show(value)}")
-    return value
+    return _clean(value)
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates (a JSON escape like "\\ud800" alone) cannot be encoded to send or store:
+    each becomes U+FFFD. Alertmanager never sends them; anyone else gets a readable message."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _kind(value: object) -> str:

@@ -27,7 +27,8 @@ ContactPayload answered (or gives up after `lookup_timeout`); lines are written 
 events arrived, stamped with their arrival time. Each reconnect logs the login the puppet service
 announces again. The file (it holds login QRs) is opened with O_APPEND, mode 0640, and reopened
 when rotated away. Never point the exporter at the bot's stderr instead: python-wechaty logs
-contact names as they are (`one_line_logs` escapes their line breaks in this process).
+contact names as they are (`wechaty_compat.one_line_logs` escapes their line breaks in this
+process).
 
 Why the puppet, not Wechaty's events: python-wechaty emits ``login`` once per start (a re-login
 after a logout reaches only the puppet), and its scan handler raises after its listeners ran, so
@@ -68,7 +69,6 @@ __all__ = [
     "PeerBot",
     "SelfLog",
     "SelfLogger",
-    "one_line_logs",
     "run_peer_bot",
 ]
 
@@ -153,16 +153,18 @@ class SelfLogger:
         if bot in self._bots:
             return
         self._bots.add(bot)
-        _on_new_puppet(bot, lambda puppet: self.attach(bot, puppet))
+        compat.on_new_puppet(bot, lambda puppet: self.attach(bot, puppet))
 
     def attach(self, bot: Any, puppet: Any) -> None:
         """Log the events of this one puppet, from its next event on."""
         if puppet in self._puppets:
             return
         self._puppets.add(puppet)
-        _on_puppet_event(puppet, "scan", lambda payload: self._scan(payload))
-        _on_puppet_event(puppet, "login", lambda payload: self.logged_in(bot, payload.contact_id))
-        _on_puppet_event(puppet, "logout", lambda payload: self._logout(payload))
+        compat.on_puppet_event(puppet, "scan", lambda payload: self._scan(payload))
+        compat.on_puppet_event(
+            puppet, "login", lambda payload: self.logged_in(bot, payload.contact_id)
+        )
+        compat.on_puppet_event(puppet, "logout", lambda payload: self._logout(payload))
 
     def logged_in(self, bot: Any, contact_id: str | None) -> None:
         """A login line for `contact_id`, named once its ContactPayload answered."""
@@ -236,68 +238,6 @@ class SelfLogger:
             log.warning("self-log: no name for %s (%r); logging its id", contact_id, exc)
             return self._names.get(contact_id)
         return record.name or None
-
-
-# python-wechaty internals the self-log needs (candidates for wechaty_compat): Wechaty creates a
-# new puppet on every start in `init_puppet` and wires it in `init_puppet_event_bridge`, right
-# before the event stream opens; puppet events are a pyee emitter whose listeners run in order.
-
-
-def _on_new_puppet(bot: Any, callback: Callable[[Any], None]) -> None:
-    bridge = bot.init_puppet_event_bridge
-
-    async def bridge_and_tell(puppet: Any) -> None:
-        await bridge(puppet)
-        callback(puppet)
-
-    bot.init_puppet_event_bridge = bridge_and_tell
-
-
-def _on_puppet_event(puppet: Any, event: str, callback: Callable[[Any], None]) -> None:
-    def listener(payload: Any) -> None:
-        try:
-            callback(payload)
-        except Exception:  # raising would reach Wechaty's error handler as an "internal error"
-            log.exception("self-log: %s event %r", event, payload)
-
-    puppet.on(event, listener)
-
-
-_LINE_BREAKS = str.maketrans(
-    {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-class _OneLine(logging.Filter):
-    """Escapes line breaks in a record's message: one record, one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        escaped = message.translate(_LINE_BREAKS)
-        if escaped != message:
-            record.msg, record.args = escaped, None
-        return True
-
-
-_ONE_LINE = _OneLine()
-
-
-def one_line_logs() -> None:
-    """Keep every log record of this process on one line (call after importing python-wechaty).
-
-    python-wechaty logs contact names and message texts as they are, on loggers of its own that
-    do not propagate; a name with a newline would otherwise put a line of the attacker's choosing
-    (say, a self-log scan line with their QR) into the bot's stderr, which someone may point the
-    exporter at. Exceptions' tracebacks are left as they are.
-    """
-    loggers = [logging.getLogger(), logging.getLogger("PuppetService")]
-    loggers += [
-        logger
-        for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger) and not logger.propagate
-    ]
-    for filterer in [*loggers, *logging.getLogger().handlers]:  # handlers: propagated records
-        filterer.addFilter(_ONE_LINE)  # no-op when already there
 
 
 class _CurrentBot:
@@ -403,7 +343,7 @@ class PeerBot:
             {"state": "lost", "endpoint": self.service.endpoint, "error": reason},
             level="ERROR",
         )
-        compat.close_bot(running.bot)  # no Stop RPC: it would stop the puppet a new bot gets
+        running.close()  # no Stop RPC: it would stop the puppet a new bot gets
 
 
 async def _probe(endpoint: str, within: float) -> None:

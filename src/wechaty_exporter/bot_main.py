@@ -67,12 +67,13 @@ def run_bot_cli(args: argparse.Namespace) -> int:
     cache = settings.state_dir or Path(tempfile.gettempdir())
     os.environ.setdefault("CACHE_DIR", str(cache / "wechaty-cache"))
 
-    from wechaty_exporter.bot import one_line_logs, run_peer_bot
+    from wechaty_exporter.bot import run_peer_bot
     from wechaty_exporter.messengers.wechaty import (
         BotStartError,
         PuppetService,
         PuppetServiceConfigError,
     )
+    from wechaty_exporter.messengers.wechaty_compat import one_line_logs
 
     one_line_logs()
 

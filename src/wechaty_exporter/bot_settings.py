@@ -16,9 +16,15 @@
         exporter_url: "http://127.0.0.1:9839"
         admins: {bob: [wxid_admin1]}       # this bot tells wxid_admin1 about bob
         messenger: {type: wechaty, timeout: 15s}   # always this bot; only the timeout is set here
+      commands:                    # the chat commands (commands_settings.py); their admins are
+        alertmanager_url: http://127.0.0.1:9093   # receiver.admins above: wxid_admin1 commands bob
+        totp_secret_file: /etc/wechaty-exporter/totp-secret
+        restart: {bob: [pm2, restart, bob]}
 
-Flags override the file (`apply_bot_flags`); everything also works from flags and the puppet
-environment variables alone.
+Everything `wechaty-exporter bot` reads is in this one section: the receiver it hosts and the
+commands it answers live under `bot:`, not in the top-level `receiver:` (read by
+`wechaty-exporter receiver`) or anywhere else. Flags override the file (`apply_bot_flags`);
+everything also works from flags and the puppet environment variables alone.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wechaty_exporter.commands_settings import CommandsSettings, parse_commands_settings
 from wechaty_exporter.config import BOT_NAME, ConfigError, parse_duration, read_secret
 from wechaty_exporter.receiver_settings import (
     ReceiverSettings,
@@ -59,6 +66,7 @@ class BotSettings:
     state_dir: Path | None = None
     puppet: PuppetSettings = field(default_factory=PuppetSettings)
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    commands: CommandsSettings = field(default_factory=CommandsSettings)
     send_timeout: float = 15.0  # one send or contact lookup through the puppet service
 
     def self_log_path(self) -> Path | None:
@@ -70,7 +78,7 @@ class BotSettings:
         return self.state_dir / SELF_LOG_FILENAME if self.state_dir is not None else None
 
 
-_KEYS = ("name", "self_log", "state_dir", "puppet", "receiver")
+_KEYS = ("name", "self_log", "state_dir", "puppet", "receiver", "commands")
 _PUPPET_KEYS = ("endpoint", "token_file", "start_timeout", "reconnect_max_delay")
 
 
@@ -108,6 +116,10 @@ def parse_bot_settings(
                 timeout = _messenger_timeout(receiver, f"{here}.messenger", errors)
                 if timeout is not None:
                     changes["send_timeout"] = timeout
+    if "commands" in raw:
+        commands = parse_commands_settings(raw["commands"], errors, f"{where}.commands")
+        if commands is not None:
+            changes["commands"] = commands
     if len(errors) > before:
         return None
     return replace(BotSettings(), **changes)

@@ -136,6 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
+    """Flags shared by `receiver` and `bot`: both deliver alerts to admins."""
+    p.add_argument("--config", default=_env("config"), help="YAML config file")
+    p.add_argument(
+        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
+        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
+    )  # fmt: skip
+    p.add_argument(
+        "--exporter-url", default=_env("exporter-url"), metavar="URL",
+        help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
+    )  # fmt: skip
+    p.add_argument(
+        "--admin", dest="admins", action="append", default=[], metavar="BOT=CONTACT",
+        help="who is told about BOT; repeat for more",
+    )  # fmt: skip
+    p.add_argument(
+        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        metavar="DIR", help=state_help,
+    )  # fmt: skip
+    _add_common(p)
+
+
 def _add_receiver_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     receiver = sub.add_parser(
         "receiver",
@@ -143,28 +165,11 @@ def _add_receiver_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         description="Serve POST /alerts for Alertmanager's webhook; for every firing alert "
         "about a bot, send its admins the alert and the freshest login QR.",
     )
-    receiver.add_argument("--config", default=_env("config"), help="YAML config file")
-    receiver.add_argument(
-        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
-        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
-    )  # fmt: skip
-    receiver.add_argument(
-        "--exporter-url", default=_env("exporter-url"), metavar="URL",
-        help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
-    )  # fmt: skip
-    receiver.add_argument(
-        "--admin", dest="admins", action="append", default=[], metavar="BOT=CONTACT",
-        help="who is told about BOT; repeat for more",
-    )  # fmt: skip
     receiver.add_argument(
         "--outbox", default=_env("outbox"), metavar="PATH",
         help="deliver to a JSONL outbox file instead of a messenger (dry runs, demos)",
     )  # fmt: skip
-    receiver.add_argument(
-        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
-        metavar="DIR", help="where dedupe and delivery state is kept",
-    )  # fmt: skip
-    _add_common(receiver)
+    _add_delivery_flags(receiver, state_help="where dedupe and delivery state is kept")
 
 
 def _add_bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,29 +181,12 @@ def _add_bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "exporter can follow. The puppet service comes from WECHATY_PUPPET_SERVICE_ENDPOINT "
         "and WECHATY_PUPPET_SERVICE_TOKEN.",
     )
-    bot.add_argument("--config", default=_env("config"), help="YAML config file")
-    bot.add_argument(
-        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
-        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
-    )  # fmt: skip
-    bot.add_argument(
-        "--exporter-url", default=_env("exporter-url"), metavar="URL",
-        help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
-    )  # fmt: skip
-    bot.add_argument(
-        "--admin", dest="admins", action="append", default=[], metavar="BOT=CONTACT",
-        help="who is told about BOT (and may command it); repeat for more",
-    )  # fmt: skip
     bot.add_argument(
         "--self-log", default=_env("self-log"), metavar="PATH",
         help="file for this bot's own scan/login/logout lines, for the exporter to follow "
         "(default: <state-dir>/self.log; '-' for stdout)",
     )  # fmt: skip
-    bot.add_argument(
-        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
-        metavar="DIR", help="where the self-log, dedupe and delivery state are kept",
-    )  # fmt: skip
-    _add_common(bot)
+    _add_delivery_flags(bot, state_help="where the self-log, dedupe and delivery state are kept")
 
 
 def _setup_logging(level: str) -> None:

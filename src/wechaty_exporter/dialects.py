@@ -296,6 +296,60 @@ _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 # What the wrapper loop found inside a line.
 _NONE, _BROLOG, _PYTHON, _SELF, _JSON = range(5)
 
+
+def _quiet_run(esc: bool) -> re.Pattern[bytes]:
+    """A run of complete lines (bytes) that provably yield no event (`LineParser.feed_block`).
+
+    Invariant: a line is consumed only when the wrapper loop of `LineParser._line` would stop at
+    the "chat" group of `_DIALECT_RE`, directly or after pm2 --time / docker / pm2 console
+    wrappers, or when it is a pm2 JSON object whose one message part is such a line. Such a line
+    yields nothing and leaves a parser that awaits no continuation line unchanged. With `esc`, a
+    line holding an ANSI escape is consumed only as a brolog line with a coloured level (a shape
+    whose stripped form is known); every other line is left to `feed`.
+    """
+    kw = r"(?:onScan: |Contact|EventLogger |QRCodeTerminal )"
+    brolog_tail = (
+        rf"(?! *+(?:ERR|(?:WARN|INFO|VERB|SILL) ++(?:EventLogger |QRCodeTerminal |\S++ {kw})))"
+    )
+    python_tail = r"(?!\S++ - (?:ERROR|CRITICAL|FATAL|[A-Z]++ - receive <))"
+    python_head = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - "
+    # _DIALECT_RE gives "chat" here: the brolog and python groups fail, the chat group matches.
+    chat = rf"(?:\d\d:\d\d:\d\d {brolog_tail}|{python_head}{python_tail})"
+    date = rf"(?>{_DATE_WRAPPER_RE.pattern})"
+    console = rf"(?>{_PM2_CONSOLE_RE.pattern})"
+    # One turn of the wrapper loop that does not stop: no dialect, not JSON, then a wrapper.
+    step = (
+        rf"(?!\d\d:\d\d:\d\d |{python_head})"
+        rf"(?:(?=\d...-)(?!{_SELF_RE.pattern}){date}|(?![{{])(?!\d...-){console})"
+    )
+    string = r'[^"\\\n]*+(?:\\[t"\\/bfr][^"\\\n]*+)*+'  # no \u escape, no "\n" inside
+    value = r'(?:"[^"\\\n]*+"|[-+.0-9eE]++|true|false|null)'
+    pm2_json = (
+        rf'\{{"message":"{chat}{string}(?:\\n)?"(?:,"(?!message")[A-Za-z_]++":{value})*+\}}\r?'
+    )
+    rest = r"[^\n]*+"
+    plain = (
+        rf"{chat}{rest}"
+        rf"|{date}{chat}{rest}"  # pm2 --time, docker -t (DATE_WRAPPER implies no dialect or self)
+        rf"|(?![{{]){console}{chat}{rest}"  # pm2 logs
+        rf"|{pm2_json}"
+        rf"|(?:{step}){{1,{_MAX_WRAPPERS}}}{chat}{rest}"
+    )
+    if not esc:
+        line = rf"(?:{plain})\n"
+    else:
+        colour = r"\x1b\[[0-9;]*+m"
+        coloured = (
+            rf"\d\d:\d\d:\d\d {colour}(?:INFO|VERB|SILL|WARN){colour} ++"
+            rf"(?!EventLogger |QRCodeTerminal )[^\s\x1b]++ (?!{kw})[^\n\x1b]*+"
+        )
+        line = rf"(?:(?=[^\n\x1b]*+\n)(?:{plain})|{coloured})\n"
+    return re.compile(rf"(?:{line})*+".encode("ascii"))
+
+
+_QUIET_RUN = _quiet_run(esc=False)
+_QUIET_RUN_ESC = _quiet_run(esc=True)
+
 # A wrapper or dialect date: a match starting at the date (converted only when an event needs
 # it), a Unix time already known (pm2 JSON numbers), or None.
 _When = re.Match[str] | float | None
@@ -372,6 +426,43 @@ class LineParser:
         self._pending_fresh = False
         out: list[Event] = []
         self._line(line, now, None, True, out)
+        return out
+
+    @property
+    def awaiting_continuation(self) -> bool:
+        """True while a QRCodeTerminal Waiting line waits for its URL line."""
+        return self._pending_at is not None
+
+    def feed_block(
+        self, data: bytes, now: float, max_chars: int | None = None, end: int | None = None
+    ) -> list[Event]:
+        """Events of every line of `data[:end]`, as if each line were fed in turn.
+
+        Lines end in "\\n"; a last line without one is fed too. Each line is decoded as UTF-8
+        (errors replaced) and cut to `max_chars` characters before `feed`. Runs of lines that
+        provably hold no event (chat, puppet chatter: most of a log) are skipped by one regex,
+        without being decoded or split; tests/core/test_prefilter.py checks the equivalence.
+        """
+        size = len(data) if end is None else end
+        quiet = (_QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else _QUIET_RUN).match
+        feed = self.feed
+        out: list[Event] = []
+        pos = 0
+        while pos < size:
+            if self._pending_at is None:  # else the next line completes or cancels the entry
+                run = quiet(data, pos, size)
+                if run is not None:  # always: the pattern may match nothing
+                    pos = run.end()
+                if pos >= size:
+                    break
+            stop = data.find(b"\n", pos, size)
+            if stop < 0:
+                stop = size
+            line = data[pos:stop].decode("utf-8", "replace")
+            if max_chars is not None and len(line) > max_chars:
+                line = line[:max_chars]
+            out += feed(line, now)
+            pos = stop + 1
         return out
 
     def _when(self, when: _When, now: float) -> float:

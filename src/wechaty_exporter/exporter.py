@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from wechaty_exporter import __version__
 from wechaty_exporter.collector import BotView, WechatyCollector
 from wechaty_exporter.monitor import Monitor
 from wechaty_exporter.qrimage import qr_png
+from wechaty_exporter.state import PendingQr
 from wechaty_exporter.statuspage import render_status_page
 
 MONITOR = web.AppKey("monitor", Monitor)
@@ -81,19 +83,27 @@ def qr_access(request: web.Request) -> str | None:
     return "QR codes are served to loopback clients only (configure a token file for others)"
 
 
-def _deny(reason: str, token_configured: bool) -> web.Response:
-    status = 401 if token_configured else 403
-    headers = {"WWW-Authenticate": "Bearer"} if token_configured else {}
-    return web.json_response({"error": reason}, status=status, headers=headers)
-
-
-def _find(request: web.Request) -> tuple[Monitor, str]:
+def _pending_qr(request: web.Request) -> tuple[str, PendingQr]:
+    """The bot and its pending QR, or the HTTP error that answers instead (404, 401, 403)."""
     monitor, bot = request.app[MONITOR], request.match_info["bot"]
     if bot not in monitor.bots:
-        raise web.HTTPNotFound(
-            text=f'{{"error": "no bot named {bot!r}"}}', content_type="application/json"
-        )
-    return monitor, bot
+        raise _error(404, f"no bot named {bot!r}")
+    if (reason := qr_access(request)) is not None:
+        token_configured = bool(request.app[QR_TOKEN])
+        headers = {"WWW-Authenticate": "Bearer"} if token_configured else {}
+        raise _error(401 if token_configured else 403, reason, headers)
+    qr = monitor.pending_qr(bot)
+    if qr is None:
+        raise _error(404, f"no login QR pending for {bot}", NO_STORE)
+    return bot, qr
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    error = web.HTTPException(
+        text=json.dumps({"error": reason}), content_type="application/json", headers=headers
+    )
+    error.set_status(status)
+    return error
 
 
 async def handle_bots(request: web.Request) -> web.Response:
@@ -102,28 +112,14 @@ async def handle_bots(request: web.Request) -> web.Response:
 
 
 async def handle_qr(request: web.Request) -> web.Response:
-    monitor, bot = _find(request)
-    if (reason := qr_access(request)) is not None:
-        return _deny(reason, bool(request.app[QR_TOKEN]))
-    qr = monitor.pending_qr(bot)
-    if qr is None:
-        return web.json_response(
-            {"error": f"no login QR pending for {bot}"}, status=404, headers=NO_STORE
-        )
+    bot, qr = _pending_qr(request)
     body = {"bot": bot, "qrcode": qr.qrcode, "status": qr.status.name.title(),
             "seen_at": rfc3339(qr.seen_at)}  # fmt: skip
     return web.json_response(body, headers=NO_STORE)
 
 
 async def handle_qr_png(request: web.Request) -> web.Response:
-    monitor, bot = _find(request)
-    if (reason := qr_access(request)) is not None:
-        return _deny(reason, bool(request.app[QR_TOKEN]))
-    qr = monitor.pending_qr(bot)
-    if qr is None:
-        return web.json_response(
-            {"error": f"no login QR pending for {bot}"}, status=404, headers=NO_STORE
-        )
+    _, qr = _pending_qr(request)
     return web.Response(body=qr_png(qr.qrcode), content_type="image/png", headers=NO_STORE)
 
 

@@ -9,6 +9,11 @@ Status codes (Alertmanager retries 5xx, never 4xx):
   retries, which repeats nothing, and counts the failure where the operator sees it;
 - 400 malformed payload, 401 missing/wrong credentials, 413 body over the cap, 415 not JSON.
 
+Rescue can be paused per bot (the peer bot's `rescue off <bot>` chat command): `rescue_enabled`,
+asked for each alert with a `bot` label, decides. A paused bot's alerts are answered 200 and
+counted with outcome `paused`; nothing is sent and nothing is recorded as delivered, so
+Alertmanager's next repeat after `rescue on` is delivered as usual.
+
 Each message has a stable id (alert key | contact | step) recorded in the DeliveryStore once the
 messenger accepted it; an alert key (fingerprint | status | startsAt) is recorded once all its
 messages went out, and later copies of it (repeats, Alertmanager-HA duplicates) are dropped until
@@ -68,6 +73,7 @@ class Outcome(Enum):
     RATE_LIMITED = "rate_limited"
     TRANSIENT_FAILURE = "transient_failure"
     PERMANENT_FAILURE = "permanent_failure"
+    PAUSED = "paused"  # rescue of the alert's bot is paused: nothing sent
 
 
 _RETRYABLE = (Outcome.RATE_LIMITED, Outcome.TRANSIENT_FAILURE)
@@ -136,7 +142,7 @@ class ReceiverMetrics:
         self.notifications = Counter(
             "wechaty_receiver_notifications",
             "Alerts handled, by outcome (delivered, duplicate, no_recipient, rate_limited, "
-            "transient_failure, permanent_failure).",
+            "transient_failure, permanent_failure, paused).",
             ["outcome"],
             registry=registry,
         )
@@ -194,6 +200,7 @@ class Rescuer:
         *,
         clock: Clock,
         sleep: Sleep,
+        rescue_enabled: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.messenger = messenger
@@ -202,6 +209,7 @@ class Rescuer:
         self.metrics = metrics
         self.clock = clock
         self.sleep = sleep
+        self.rescue_enabled = rescue_enabled if rescue_enabled is not None else _always
         self.tz = zoneinfo.ZoneInfo(settings.timezone)
         self._buckets: dict[str, TokenBucket] = {}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -232,6 +240,9 @@ class Rescuer:
             ):
                 self.metrics.dedupe_hits.inc()
                 return BatchResult(Outcome.DUPLICATE)
+            if alert.bot is not None and not self.rescue_enabled(alert.bot):
+                log.info("rescue of %s is paused: %s not sent", alert.bot, alert.alertname)
+                return BatchResult(Outcome.PAUSED)
             recipients = self.settings.admins_for(alert.bot)
             if not recipients:
                 log.warning("no admin to tell about %s (bot=%s)", alert.alertname, alert.bot)
@@ -408,6 +419,10 @@ class Rescuer:
                 self._locks[key] = (lock, users - 1)
 
 
+def _always(bot: str) -> bool:
+    return True
+
+
 def _worst(results: Iterable[BatchResult]) -> BatchResult:
     """Retryable beats permanent beats delivered: the HTTP answer follows the worst alert."""
     items = list(results)
@@ -548,10 +563,12 @@ def create_receiver_app(
     sleep: Sleep = asyncio.sleep,
     ready: Callable[[], bool] | None = None,
     registry: CollectorRegistry | None = None,
+    rescue_enabled: Callable[[str], bool] | None = None,
 ) -> web.Application:
     """The receiver app. The caller owns (and closes) messenger, exporter client and store.
 
-    `ready` lets a host (the peer bot) hold /-/ready at 503 until it can send.
+    `ready` lets a host (the peer bot) hold /-/ready at 503 until it can send; `rescue_enabled`
+    (default: always) lets it pause the messages about a bot (see the module docstring).
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
@@ -561,7 +578,16 @@ def create_receiver_app(
     app[REGISTRY] = registry
     app[STORE] = store
     app[READY] = ready if ready is not None else (lambda: True)
-    app[RESCUER] = Rescuer(settings, messenger, exporter, store, metrics, clock=clock, sleep=sleep)
+    app[RESCUER] = Rescuer(
+        settings,
+        messenger,
+        exporter,
+        store,
+        metrics,
+        clock=clock,
+        sleep=sleep,
+        rescue_enabled=rescue_enabled,
+    )
     app.router.add_post("/alerts", handle_alerts)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/-/ready", handle_ready)

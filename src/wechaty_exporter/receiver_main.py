@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from wechaty_exporter.config import ConfigError, load_config
 from wechaty_exporter.delivery_store import DeliveryStore
@@ -56,10 +57,14 @@ async def serve_receiver(
     messenger: Messenger | None = None,
     ready: Callable[[], bool] | None = None,
     started: asyncio.Future[list[str]] | None = None,
+    registry: CollectorRegistry | None = None,
+    rescue_enabled: Callable[[str], bool] | None = None,
 ) -> None:
     """Serve the receiver until cancelled. A messenger passed in stays open (its owner closes it);
     `started`, when given, receives the bound addresses once the site listens. Without a state
-    dir, delivery state lives in memory and a restart may repeat messages."""
+    dir, delivery state lives in memory and a restart may repeat messages. `registry` (served
+    at /metrics, the receiver's metrics added) and `rescue_enabled` (whether to send about a
+    bot; default always) go to `create_receiver_app`."""
     own_messenger = messenger is None
     if state_dir is None:
         if (
@@ -80,7 +85,15 @@ async def serve_receiver(
     )
     runner: web.AppRunner | None = None
     try:
-        app = create_receiver_app(settings, chosen, exporter, store, ready=ready)
+        app = create_receiver_app(
+            settings,
+            chosen,
+            exporter,
+            store,
+            ready=ready,
+            registry=registry,
+            rescue_enabled=rescue_enabled,
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)

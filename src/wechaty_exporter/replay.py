@@ -31,8 +31,14 @@ def replay_lines(state: BotState, parser: LineParser, lines: Iterable[str], now:
 def replay_file(
     state: BotState, path: str, *, qr_hosts: Sequence[str] | None = None, max_line: int = 65536
 ) -> None:
-    """Replay one file into `state`. Lines without a full date get the file's mtime."""
+    """Replay one file into `state`. Lines without a full date get the file's mtime.
+
+    Reads 4 MiB blocks; `LineParser.feed_block` skips the lines that cannot hold an event
+    without decoding them, so replay runs at close to the speed of reading the file.
+    """
     parser = LineParser(tuple(qr_hosts) if qr_hosts else DEFAULT_QR_HOSTS)
+    apply = state.apply
+    lines = 0
     with open(path, "rb") as f:
         now = os.fstat(f.fileno()).st_mtime
         rest, skipping = b"", False
@@ -48,16 +54,14 @@ def replay_file(
                 rest, skipping = (data[:max_line], True) if len(data) > max_line else (data, False)
                 continue
             rest = data[cut + 1 :]
-            text = data[:cut].decode("utf-8", "replace")
-            replay_lines(state, parser, _capped(text.split("\n"), max_line), now)
+            lines += data.count(b"\n", 0, cut + 1)
+            for event in parser.feed_block(data, now, max_line, end=cut + 1):
+                apply(event)
         if rest:
-            replay_lines(state, parser, [rest.decode("utf-8", "replace")], now)
-
-
-def _capped(lines: list[str], max_line: int) -> list[str]:
-    if max(map(len, lines), default=0) <= max_line:
-        return lines
-    return [line[:max_line] for line in lines]
+            lines += 1
+            for event in parser.feed(rest.decode("utf-8", "replace"), now):
+                apply(event)
+    state.saw_lines(lines, now)
 
 
 def replay_files(

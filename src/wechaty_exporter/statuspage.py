@@ -53,6 +53,10 @@ dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:4px 14px;
  margin:14px 0 0;font-size:.92rem}
 dt{color:#57606a}dd{margin:0;overflow-wrap:anywhere}
 .missing{color:#cf222e;font-weight:600}
+@media (max-width:480px){
+ main{padding:8px;gap:10px}.bot{padding:12px 12px;border-left-width:6px}
+ header{padding:12px}
+}
 @media (min-width:760px){
  .bot.has-qr{grid-column:1/-1;display:grid;grid-template-columns:minmax(0,460px) minmax(0,1fr);
   grid-template-rows:auto auto 1fr;column-gap:32px;align-items:start}
@@ -106,7 +110,9 @@ def _qr_block(view: BotView, *, show_qr: bool, now: float) -> str:
             '<div class="qr hidden"><p>A login QR is pending. It is shown only on the '
             "exporter's own host (loopback) or to clients with the bearer token.</p></div>"
         )
-    uri = segno.make(qr.qrcode, error="m").svg_data_uri(scale=10, border=4, dark="#000", light="#fff")
+    uri = segno.make(qr.qrcode, error="m").svg_data_uri(
+        scale=10, border=4, dark="#000", light="#fff"
+    )
     age = now - qr.seen_at
     freshness = f"<p>QR shown {_ago(qr.seen_at, now)}</p>"
     if age > QR_LIKELY_EXPIRED_SECONDS:
@@ -134,7 +140,9 @@ def _bot_card(view: BotView, *, show_qr: bool, now: float) -> str:
         since = '<p class="since"><small>no login, logout or scan seen in its logs yet</small></p>'
     errors = _ago(s.last_error, now)
     if s.errors_total:
-        errors += f" <small>({s.errors_total} error line{'s' if s.errors_total > 1 else ''})</small>"
+        errors += (
+            f" <small>({s.errors_total} error line{'s' if s.errors_total > 1 else ''})</small>"
+        )
     rows = [
         ("account", escape(s.user) if s.user else "—"),
         ("last login", _ago(s.last_login, now)),

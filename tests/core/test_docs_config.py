@@ -70,7 +70,8 @@ def accepted_keys() -> dict[str, set[str]]:
     for kind in ("outbox", "webhook"):
         messenger = rx({"messenger": {"type": kind, **p}}, "receiver.messenger")
         receiver |= _paths("receiver.messenger", messenger)
-    receiver |= _paths("receiver.login_test.<bot>", rx({"login_test": {"x": p}}, "receiver.login_test.x"))  # fmt: skip
+    login_test = rx({"login_test": {"x": p}}, "receiver.login_test.x")
+    receiver |= _paths("receiver.login_test.<bot>", login_test)
     out["receiver"] = receiver
 
     bot = _paths("bot", _probe(parse_bot_settings, p, "bot", "bot"))
@@ -81,7 +82,8 @@ def accepted_keys() -> dict[str, set[str]]:
         return _probe(parse_commands_settings, raw, "commands", where)  # type: ignore[arg-type]
 
     commands = _paths("commands", cx(p, "commands"))
-    commands |= _paths("commands.reply_rate_limit", cx({"reply_rate_limit": p}, "commands.reply_rate_limit"))  # fmt: skip
+    rate = cx({"reply_rate_limit": p}, "commands.reply_rate_limit")
+    commands |= _paths("commands.reply_rate_limit", rate)
     out["commands"] = commands
     return out
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +146,9 @@ def _get(url: str) -> bytes | None:
         return None
 
 
-def _wait(probe, proc: subprocess.Popen[bytes], output: Path, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(
+    probe: Callable[[], object], proc: subprocess.Popen[bytes], output: Path, what: str
+) -> None:
     deadline = time.monotonic() + 15
     while not probe():
         if proc.poll() is not None or time.monotonic() > deadline:

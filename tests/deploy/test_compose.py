@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.deploy.cli_flags import command_problems
-from tests.integration.harness import Tool
+from tests.integration.harness import Tool, require_binary
 
 from wechaty_exporter.bot_settings import parse_bot_settings
 from wechaty_exporter.receiver_settings import parse_receiver_settings
@@ -120,8 +120,8 @@ def test_render_service_writes_configs_promtool_and_amtool_accept(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    promtool = Tool(_binary("promtool", "prometheus"))
-    amtool = Tool(_binary("amtool", "prometheus-alertmanager"))
+    promtool = Tool(require_binary("promtool", "prometheus"))
+    amtool = Tool(require_binary("amtool", "prometheus-alertmanager"))
     promtool.run("check", "config", str(tmp_path / "out" / "prometheus.yml"))
     amtool.run("check-config", str(tmp_path / "out" / "alertmanager.yml"))
     rendered = yaml.safe_load((tmp_path / "out" / "alertmanager.yml").read_text())
@@ -133,12 +133,6 @@ def test_render_service_writes_configs_promtool_and_amtool_accept(
         other = compose["services"][name]
         (target,) = [t for t, s in _mounts(other).items() if s == "rendered"]
         assert f"--config.file={target}/{config}" in other["command"]
-
-
-def _binary(name: str, package: str) -> str:
-    from tests.integration.harness import require_binary
-
-    return require_binary(name, package)
 
 
 def _with_test_secrets(doc: Any, tmp_path: Path) -> Any:
@@ -173,7 +167,9 @@ def test_bot_configs_parse_and_their_self_logs_are_what_the_exporter_follows(
     volume = _mounts(service)[str(self_log.parent)]
     exporter = services["exporter"]
     logs = dict(
-        a.removeprefix("--log=").split("=", 1) for a in exporter["command"] if a.startswith("--log=")
+        a.removeprefix("--log=").split("=", 1)
+        for a in exporter["command"]
+        if a.startswith("--log=")
     )
     followed = PurePosixPath(logs[bot])
     assert _mounts(exporter)[str(followed.parent)] == volume

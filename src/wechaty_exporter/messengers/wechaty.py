@@ -200,6 +200,12 @@ class RunningBot:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.task
 
+    def close(self) -> None:
+        """Close the channel and drop the bot, without the Stop RPC: after a lost stream, a Stop
+        would reach the puppet service's next session and stop the puppet a new bot gets."""
+        compat.close_bot(self.bot)
+        self.task.cancel()
+
     def _stream_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return

@@ -29,7 +29,10 @@ Traps found in that stack, and what this module does about them:
 - Wechaty emits ``login`` and ``ready`` once per start: after a logout, a re-login reaches only
   the puppet (`login_user_id` follows it). Its scan handler raises AssertionError on every scan
   after the bot's own listeners ran (plugins never get ``on_scan``; "internal error <>" is logged
-  at ERROR). ``ScanStatus`` is a plain Enum: compare ``.value``, not the int.
+  at ERROR). ``ScanStatus`` is a plain Enum: compare ``.value``, not the int. `on_new_puppet` and
+  `on_puppet_event` reach the puppet's own events for that reason.
+- Wechaty logs every received message with its text at INFO (``receive message <...>``), and an
+  admin's text may hold a TOTP code: `one_line_logs` shows logged messages by id only.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +53,8 @@ import wechaty_puppet.schemas.puppet as _puppet_schema
 if _puppet_schema.PuppetOptions.__hash__ is None:
     _puppet_schema.PuppetOptions.__hash__ = object.__hash__
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
-from wechaty_puppet import PuppetOptions, WechatyPuppetError
-
 from wechaty import (
     Contact,
     ContactPayload,
@@ -68,6 +69,7 @@ from wechaty import (
     WechatyOptions,
     WechatyPlugin,
 )
+from wechaty_puppet import PuppetOptions, WechatyPuppetError
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -75,6 +77,7 @@ __all__ = [
     "ContactPayload",
     "ContactRecord",
     "FileBox",
+    "IncomingText",
     "Message",
     "MessageType",
     "PuppetOptions",
@@ -88,11 +91,16 @@ __all__ = [
     "login_user_id",
     "new_bot",
     "on_event",
+    "on_new_puppet",
     "on_puppet_error",
+    "on_puppet_event",
+    "on_text_message",
+    "one_line_logs",
     "request_stop",
     "run_bot",
     "send_file",
     "send_text",
+    "text_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -263,3 +271,135 @@ async def send_file(bot: Any, contact_id: str, data: bytes, filename: str) -> st
         conversation_id=contact_id, file=box
     )
     return message_id
+
+
+# --- hooks into python-wechaty's internals ------------------------------------------------------
+# Wechaty creates a new puppet on every start in `init_puppet` and wires it in
+# `init_puppet_event_bridge`, right before the event stream opens; puppet events are a pyee
+# emitter whose listeners run in order.
+
+
+def on_new_puppet(bot: Any, callback: Callable[[Any], None]) -> None:
+    """Call `callback(puppet)` for every puppet `bot` creates, before its event stream opens."""
+    bridge = bot.init_puppet_event_bridge
+
+    async def bridge_and_tell(puppet: Any) -> None:
+        await bridge(puppet)
+        callback(puppet)
+
+    bot.init_puppet_event_bridge = bridge_and_tell
+
+
+def on_puppet_event(puppet: Any, event: str, callback: Callable[[Any], None]) -> None:
+    """A puppet event's payload (``scan``, ``login``, ``logout``) straight from the puppet, which
+    sees every re-login Wechaty does not. A failing callback is logged, never raised."""
+
+    def listener(payload: Any) -> None:
+        try:
+            callback(payload)
+        except Exception:  # raising would reach Wechaty's error handler as an "internal error"
+            log.exception("puppet %s event listener failed on %r", event, payload)
+
+    puppet.on(event, listener)
+
+
+@dataclass(frozen=True)
+class IncomingText:
+    """A text message the bot received, with what the puppet knows of its talker."""
+
+    message_id: str
+    text: str
+    talker_id: str
+    talker_name: str
+    talker_weixin: str
+    talker_alias: str  # the bot account's remark for the talker
+    room_id: str | None  # said in this group; None for a direct message
+    from_self: bool  # written by the bot's own account
+
+
+def text_of(bot: Any, message: Any) -> IncomingText | None:
+    """A received (loaded) Message as an IncomingText; None when it is not a text."""
+    payload = message.payload
+    if payload is None or message.type() != MessageType.MESSAGE_TYPE_TEXT:
+        return None
+    talker_id = payload.from_id or ""
+    contact = message.talker() if talker_id else None
+    contact_payload = getattr(contact, "payload", None)
+
+    def talker_field(name: str) -> str:
+        value = getattr(contact_payload, name, "")
+        return value if isinstance(value, str) else ""
+
+    user = login_user_id(bot)
+    return IncomingText(
+        message_id=message.message_id,
+        text=payload.text or "",
+        talker_id=talker_id,
+        talker_name=talker_field("name"),
+        talker_weixin=talker_field("weixin"),
+        talker_alias=talker_field("alias"),
+        room_id=payload.room_id or None,
+        from_self=bool(talker_id) and talker_id == user,
+    )
+
+
+def on_text_message(
+    bot: Any, callback: Callable[[IncomingText], Coroutine[Any, Any, None]]
+) -> None:
+    """Every text message `bot` receives, once Wechaty loaded it and its talker. A failing
+    callback is logged, never raised."""
+
+    async def listener(message: Any) -> None:
+        try:
+            incoming = text_of(bot, message)
+            if incoming is not None:
+                await callback(incoming)
+        except Exception:
+            log.exception("message listener failed on message %s", message.message_id)
+
+    bot.on("message", listener)
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+_LINE_BREAKS = str.maketrans(
+    {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+class _OneLine(logging.Filter):
+    """Escapes line breaks in a record's message: one record, one line. Messages in a record's
+    arguments are shown by id: Wechaty logs every received text, and admins' texts hold codes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, Message) for a in record.args):
+            record.args = tuple(
+                f"Message <{a.message_id}>" if isinstance(a, Message) else a for a in record.args
+            )
+        message = record.getMessage()
+        escaped = message.translate(_LINE_BREAKS)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+_ONE_LINE = _OneLine()
+
+
+def one_line_logs() -> None:
+    """Keep every log record of this process on one line, and chat texts out of the log.
+
+    python-wechaty logs contact names and message texts as they are, on loggers of its own that
+    do not propagate; a name with a newline would otherwise put a line of the attacker's choosing
+    (say, a self-log scan line with their QR) into the bot's stderr, which someone may point the
+    exporter at; and every received text (``receive message <...>``) would put admins' TOTP codes
+    in the log. Exceptions' tracebacks are left as they are.
+    """
+    loggers = [logging.getLogger(), logging.getLogger("PuppetService")]
+    loggers += [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    for filterer in [*loggers, *logging.getLogger().handlers]:  # handlers: propagated records
+        filterer.addFilter(_ONE_LINE)  # no-op when already there
