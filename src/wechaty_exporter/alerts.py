@@ -330,7 +330,7 @@ def exporter_down_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, reason
 
 def qr_timeout_text(bot: str, *, waited: float) -> str:
     """The bounded wait for a QR ran out."""
-    return (
+    return clip(
         f"Still no login QR from {bot} after {format_duration(waited)}. "
         f"Once it shows one, send: {qr_command(bot)}"
     )

@@ -49,6 +49,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from prometheus_client import CollectorRegistry
+
+from wechaty_exporter.bot_commands import ACK_CHECK_INTERVAL, ChatCommands
 from wechaty_exporter.bot_settings import BotSettings
 from wechaty_exporter.dialects import format_self_log
 from wechaty_exporter.messengers import DeliveryError
@@ -259,12 +262,17 @@ class _CurrentBot:
     async def send_image(self, to: str, png: bytes, *, bot: str, filename: str) -> None:
         await self._current().send_image(to, png, bot=bot, filename=filename)
 
+    async def resolve(self, to: str) -> str:
+        """For the chat commands: the contact id `to` names (DeliveryError when offline)."""
+        return await self._current().resolve(to)
+
     async def close(self) -> None:
         """The bots are PeerBot's to close."""
 
 
 class PeerBot:
-    """Keeps one python-wechaty bot connected to its puppet service, self-logging its events."""
+    """Keeps one python-wechaty bot connected to its puppet service, self-logging its events and
+    handing every text it receives to `commands` (when set)."""
 
     def __init__(
         self,
@@ -276,6 +284,7 @@ class PeerBot:
         reconnect_min_delay: float = 0.5,
         reconnect_max_delay: float = 30.0,
         send_timeout: float = 15.0,
+        commands: ChatCommands | None = None,
     ) -> None:
         self.service = service
         self.self_log = self_log
@@ -286,6 +295,7 @@ class PeerBot:
         self.send_timeout = send_timeout
         self.messenger = _CurrentBot()
         self.running: RunningBot | None = None
+        self.commands = commands
 
     @property
     def ready(self) -> bool:
@@ -298,8 +308,12 @@ class PeerBot:
         await _probe(self.service.endpoint, min(self.start_timeout, 5.0))
         bot = new_bot(self.service, name=self.name)
         self.self_log.follow(bot)
+        messenger = WechatyMessenger(bot, timeout=self.send_timeout)
+        commands = self.commands
+        if commands is not None:  # replies go through the bot that received the message
+            compat.on_text_message(bot, lambda text: commands.on_text(text, messenger))
         self.running = await start_bot(bot, self.service, within=self.start_timeout)
-        self.messenger.messenger = WechatyMessenger(bot, timeout=self.send_timeout)
+        self.messenger.messenger = messenger
         self.self_log.note("puppet", {"state": "connected", "endpoint": self.service.endpoint})
         log.info("bot %s connected to the puppet service at %s", self.name, self.service.endpoint)
 
@@ -373,8 +387,9 @@ async def run_peer_bot(
     *,
     started: asyncio.Future[list[str]] | None = None,
     heartbeat: float = 600.0,
+    ack_check_interval: float = ACK_CHECK_INTERVAL,
 ) -> None:
-    """Serve the receiver and keep the bot connected until cancelled.
+    """Serve the receiver, answer chat commands and keep the bot connected until cancelled.
 
     `started` receives the receiver's addresses once it listens and the bot is connected.
     Raises BotStartError when the first connection fails, OSError when the self-log or the
@@ -391,6 +406,12 @@ async def run_peer_bot(
         reconnect_max_delay=settings.puppet.reconnect_max_delay,
         send_timeout=settings.send_timeout,
     )
+    commands = ChatCommands(
+        settings.commands, settings.receiver, resolver=peer.messenger, name=settings.name
+    )
+    peer.commands = commands
+    registry = CollectorRegistry()
+    registry.register(commands.collector())
     listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(
@@ -400,6 +421,8 @@ async def run_peer_bot(
                 messenger=peer.messenger,
                 ready=lambda: peer.ready,
                 started=listening,
+                registry=registry,
+                rescue_enabled=commands.rescue_enabled,
             ),
             name="receiver",
         )
@@ -420,6 +443,9 @@ async def run_peer_bot(
             started.set_result(listening.result())
         tasks.append(asyncio.create_task(peer.run(), name="reconnect"))
         tasks.append(asyncio.create_task(_heartbeat(peer, heartbeat), name="heartbeat"))
+        if commands.alertmanager is not None:
+            expiry = commands.expire_acks(ack_check_interval)
+            tasks.append(asyncio.create_task(expiry, name="ack expiry"))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
@@ -430,6 +456,7 @@ async def run_peer_bot(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await peer.stop()
+        await commands.close()
         await self_log.flush()
         out.close()
 

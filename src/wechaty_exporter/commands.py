@@ -822,7 +822,7 @@ def _precheck(ctx: CommandContext, bots: Sequence[str], command: Command) -> str
     if word in ("status", "qr") and ctx.exporter is None:
         return f"{word}: no exporter is configured."
     if word in ("alerts", "silence", "silences", "unsilence", "ack") and ctx.alertmanager is None:
-        return f"{word}: no Alertmanager is configured (commands.alertmanager_url)."
+        return f"{word}: no Alertmanager is configured (bot.commands.alertmanager_url)."
     if word == "restart" and (ctx.runner is None or s.restart_argv(command.bot or "") is None):
         return f"restart: no restart command is configured for {command.bot}."
     if word == "log" and (ctx.logs is None or not s.log_paths(command.bot or "")):

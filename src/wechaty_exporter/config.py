@@ -13,6 +13,12 @@
       bob:
         logs: [/var/log/bob.log]
 
+The other top-level sections belong to other parts and are validated here by their own parsers,
+so `check-config` lists every problem of every section at once: `receiver:` (receiver_settings.py,
+read by `wechaty-exporter receiver`) and `bot:` (bot_settings.py, read by `wechaty-exporter bot`;
+it holds the bot's receiver as `bot.receiver` and its chat commands as `bot.commands`, the one
+place for them: a top-level `commands:` is an error pointing there).
+
 Secrets are never YAML literals: the config names files that hold them. Flags override the file
 (`apply_serve_flags`); everything also works from flags alone.
 """
@@ -214,7 +220,10 @@ def parse_config(raw: object, source: str = "config") -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["top level: expected a mapping"], source)
-    _check_keys(raw, {"exporter", "bots", "receiver", "bot"}, "config", errors)
+    if "commands" in raw:
+        errors.append("commands: chat commands are configured in the bot's section: bot.commands")
+    known = {"exporter", "bots", "receiver", "bot"}
+    _check_keys({k: v for k, v in raw.items() if k != "commands"}, known, "config", errors)
     exporter = _parse_exporter(raw.get("exporter"), errors)
     exporter = replace(exporter, bots=_parse_bots(raw.get("bots"), errors))
     seen: dict[str, str] = {}
@@ -231,6 +240,10 @@ def parse_config(raw: object, source: str = "config") -> Config:
             parse_receiver_settings(section, errors, "receiver")
         else:
             errors.append("receiver: expected a mapping")
+    if raw.get("bot") is not None:
+        from wechaty_exporter.bot_settings import parse_bot_settings
+
+        parse_bot_settings(raw["bot"], errors, "bot")
     if errors:
         raise ConfigError(errors, source)
     return Config(exporter=exporter, raw=raw)
