@@ -28,8 +28,9 @@ _WORDS = (
     "the build is green who has the keys let's go ship it tomorrow maybe weekend"
 ).split()
 _ART = ["█▀▀▀▀▀█ ▄▀▄ █▄ █▀▀▀▀▀█", "█ ███ █ ▀█▄▀▀ █ ███ █", "▀▀▀▀▀▀▀ ▀ ▀ ▀ ▀▀▀▀▀▀▀"]
-_WRAPPERS = ("plain", "ansi", "pm2time", "pm2console", "crlf", "pm2json")
-_WRAPPER_WEIGHTS = (40, 15, 15, 15, 5, 10)
+# A run of the bot process writes through one wrapper; the weights pick the next run's.
+WRAPPER_WEIGHTS = {"plain": 40, "ansi": 15, "pm2time": 15, "pm2console": 15, "crlf": 5, "pm2json": 10}
+WRAPPERS = tuple(WRAPPER_WEIGHTS)
 
 
 @dataclass
@@ -234,7 +235,12 @@ class _Writer:
 
 
 def generate(
-    lines: int, seed: int = 7, *, cycle_every: int = 8000, tail: int = 0
+    lines: int,
+    seed: int = 7,
+    *,
+    cycle_every: int = 8000,
+    tail: int = 0,
+    wrappers: tuple[str, ...] = WRAPPERS,
 ) -> tuple[list[str], Truth]:
     """About `lines` lines (a few more at the end of a cycle) and their truth.
 
@@ -247,8 +253,8 @@ def generate(
     w.login()
     body = max(0, lines - tail - 10)
     while truth.lines < body:
-        w.wrapper = rng.choices(_WRAPPERS, _WRAPPER_WEIGHTS)[0]
-        run_end = min(body, truth.lines + rng.randint(20_000, 120_000))
+        w.wrapper = rng.choices(wrappers, [WRAPPER_WEIGHTS[x] for x in wrappers])[0]
+        run_end = min(body, truth.lines + rng.randint(5_000, 40_000))
         while truth.lines < run_end:
             w.noise(min(run_end - truth.lines, int(rng.expovariate(1 / cycle_every)) + 1))
             if truth.lines < run_end:

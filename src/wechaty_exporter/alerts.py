@@ -128,7 +128,9 @@ def decode_notification(body: bytes) -> Notification:
             f"body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
     except (ValueError, RecursionError) as exc:  # a number over 4300 digits, nesting too deep
-        raise PayloadError(f"body is not usable JSON: {exc.__class__.__name__}: {exc}"[:200]) from exc
+        raise PayloadError(
+            f"body is not usable JSON: {exc.__class__.__name__}: {exc}"[:200]
+        ) from exc
     return parse_notification(doc)
 
 

@@ -1,9 +1,17 @@
-"""The peer bot: a python-wechaty bot that hosts the receiver and writes its own self-log.
+"""The peer bot: a python-wechaty bot that hosts the receiver, answers chat commands and writes
+its own self-log.
 
 `run_peer_bot` serves the receiver (POST /alerts) on the bot's event loop and sends through the
 bot; `/-/ready` answers 200 only while the bot's event stream is open and its account is logged in.
 When the event stream is lost, the bot reconnects with backoff; meanwhile sends fail as transient,
 so the receiver answers 503 and Alertmanager retries.
+
+Chat commands (`bot.commands` in the config; admins are `bot.receiver.admins`): every text the bot
+receives goes to `bot_commands.ChatCommands`, which replies to its talker only. `rescue off <bot>`
+pauses the receiver's messages about that bot (answered 200, counted as outcome `paused`); the
+bot's /metrics adds `wechaty_bot_commands_total{command,outcome}`; with
+`bot.commands.alertmanager_url` set, `ack` silences are ended every minute once their alerts
+resolved.
 
 Self-log. The bot appends its own puppet's events to a file (`--self-log`, default
 ``<state-dir>/self.log``, ``-`` for stdout) in the format `dialects.format_self_log` writes and the
@@ -53,6 +61,7 @@ from prometheus_client import CollectorRegistry
 
 from wechaty_exporter.bot_commands import ACK_CHECK_INTERVAL, ChatCommands
 from wechaty_exporter.bot_settings import BotSettings
+from wechaty_exporter.commands_settings import CommandsSettings
 from wechaty_exporter.dialects import format_self_log
 from wechaty_exporter.messengers import DeliveryError
 from wechaty_exporter.messengers import wechaty_compat as compat
@@ -462,7 +471,8 @@ async def run_peer_bot(
 
 
 class ExporterPlugin(compat.WechatyPlugin):  # type: ignore[misc]
-    """Self-logging, and optionally the receiver, inside an existing python-wechaty bot.
+    """Self-logging, and optionally the receiver and the chat commands, inside an existing
+    python-wechaty bot.
 
         bot = Wechaty(options)
         bot.use(ExporterPlugin("/var/log/alice.self.log", bot=bot))
@@ -470,7 +480,8 @@ class ExporterPlugin(compat.WechatyPlugin):  # type: ignore[misc]
 
     Given the bot before it starts, it logs from the first QR on; without `bot`, from the first
     login, when python-wechaty first hands a plugin the bot. With `receiver` settings it serves
-    the receiver on the bot's event loop from that first login on, sending through this bot.
+    the receiver on the bot's event loop from that first login on, sending through this bot;
+    with `commands` settings too, it answers the chat commands of the receiver's admins.
     Call `close()` when the bot stops.
     """
 
@@ -480,15 +491,21 @@ class ExporterPlugin(compat.WechatyPlugin):  # type: ignore[misc]
         *,
         bot: Any = None,
         receiver: ReceiverSettings | None = None,
+        commands: CommandsSettings | None = None,
         state_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
+        if commands is not None and receiver is None:
+            raise ValueError("chat commands need the receiver settings: their admins")
         self.out = SelfLog(Path(self_log) if self_log is not None else None)
         self.out.open()
         self.self_log = SelfLogger(self.out)
         self._receiver_settings = receiver
+        self._commands_settings = commands
         self._state_dir = state_dir
-        self._receiver: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._chat: tuple[ChatCommands, Any, WechatyMessenger] | None = None
+        self._handling: set[asyncio.Task[None]] = set()
         if bot is not None:
             self.self_log.follow(bot)
 
@@ -497,27 +514,61 @@ class ExporterPlugin(compat.WechatyPlugin):  # type: ignore[misc]
             self.self_log.follow(wechaty)
             self.self_log.attach(wechaty, wechaty.puppet)
             self.self_log.logged_in(wechaty, compat.login_user_id(wechaty))  # this very login
-        if self._receiver_settings is not None and self._receiver is None:
-            self._receiver = asyncio.create_task(
+        receiver = self._receiver_settings
+        if receiver is None or self._tasks:
+            return
+        messenger = WechatyMessenger(wechaty)
+        registry = CollectorRegistry()
+        rescue_enabled = None
+        if self._commands_settings is not None:
+            chat = ChatCommands(self._commands_settings, receiver, resolver=messenger)
+            self._chat = (chat, wechaty, messenger)
+            registry.register(chat.collector())
+            rescue_enabled = chat.rescue_enabled
+            if chat.alertmanager is not None:
+                self._tasks.append(asyncio.create_task(chat.expire_acks(), name="ack expiry"))
+        self._tasks.append(
+            asyncio.create_task(
                 serve_receiver(
-                    self._receiver_settings,
+                    receiver,
                     state_dir=self._state_dir,
-                    messenger=WechatyMessenger(wechaty),
+                    messenger=messenger,
                     ready=lambda: compat.login_user_id(wechaty) is not None,
+                    registry=registry,
+                    rescue_enabled=rescue_enabled,
                 ),
                 name="wechaty-exporter receiver",
             )
-            self._receiver.add_done_callback(_report_end)
+        )
+        for task in self._tasks:
+            task.add_done_callback(_report_end)
+
+    async def on_message(self, msg: Any) -> None:
+        """Chat commands, each in a task of its own: python-wechaty awaits plugins one by one."""
+        if self._chat is None:
+            return
+        chat, wechaty, messenger = self._chat
+        try:
+            incoming = compat.text_of(wechaty, msg)
+        except Exception:
+            log.exception("cannot read message %r", msg)
+            return
+        if incoming is not None:
+            task = asyncio.create_task(chat.on_text(incoming, messenger))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
 
     async def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
+        for task in [*self._tasks, *self._handling]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._receiver
+                await task
+        if self._chat is not None:
+            await self._chat[0].close()
         await self.self_log.flush()
         self.out.close()
 
 
 def _report_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("the receiver stopped: %r", task.exception())
+        log.error("%s stopped: %r", task.get_name(), task.exception())

@@ -32,7 +32,7 @@ import logging
 import time
 import zoneinfo
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
@@ -50,9 +50,11 @@ from wechaty_exporter.commands import (
 from wechaty_exporter.commands_settings import CommandsSettings
 from wechaty_exporter.exporter_client import ExporterClient
 from wechaty_exporter.messengers import DeliveryError
-from wechaty_exporter.messengers.wechaty_compat import IncomingText
 from wechaty_exporter.receiver_settings import ReceiverSettings
 from wechaty_exporter.runner import LocalRunner
+
+if TYPE_CHECKING:  # importing wechaty_compat imports python-wechaty
+    from wechaty_exporter.messengers.wechaty_compat import IncomingText
 
 __all__ = ["ACK_CHECK_INTERVAL", "ChatCommands", "CommandsCollector", "Replier"]
 

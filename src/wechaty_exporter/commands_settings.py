@@ -1,33 +1,29 @@
 """The chat commands' settings: the `bot.commands:` section of the config → one frozen object.
 
-The commands run inside the peer bot, so they are configured in its section (bot_settings.py),
-next to the receiver whose `admins` say who may command which bot::
+    commands:                    # inside `bot:` (bot_settings.py), the one place for them
+      security:                    # per command: none | confirm | totp
+        restart: totp              # dangerous ones (restart, silence, unsilence, ack, rescue_off)
+        log: confirm               # default to totp with a secret file, else confirm; others none
+      totp_secret_file: /etc/wechaty-exporter/totp-secret   # base32, as the authenticator has it
+      totp_max_failures: 5         # wrong or replayed codes per admin ...
+      totp_failure_window: 10m     # ... within this long, then codes are refused until it passes
+      confirm_timeout: 60s         # "reply YES within 60 s"
+      restart:                     # argv per bot, run without a shell
+        bob: [pm2, restart, bob]
+      restart_timeout: 60s         # then the process group is killed
+      log_files:                   # what `log <bot>` reads (a path or a list of paths)
+        bob: [/home/bob/.pm2/logs/bob-out.log, /home/bob/.pm2/logs/bob-error.log]
+      log_default_lines: 20
+      log_max_lines: 200           # at most 200
+      alertmanager_url: http://127.0.0.1:9093
+      alertmanager_timeout: 5s
+      silence_max: 168h            # longest `silence <bot> <duration>`
+      ack_max: 24h                 # an ack ends when the bot's alerts resolve, or after this
+      reply_rate_limit: {burst: 10, per_minute: 6}   # commands per admin contact
+      max_reply_chars: 1800        # replies are split into texts of at most this many characters
 
-    bot:
-      receiver: {admins: {bob: [wxid_admin1]}}
-      commands:
-        security:                    # per command: none | confirm | totp
-          restart: totp              # dangerous ones (restart, silence, unsilence, ack, rescue_off)
-          log: confirm               # default to totp with a secret file, else confirm; others none
-        totp_secret_file: /etc/wechaty-exporter/totp-secret   # base32, as the authenticator has it
-        totp_max_failures: 5         # wrong or replayed codes per admin ...
-        totp_failure_window: 10m     # ... within this long, then codes are refused until it passes
-        confirm_timeout: 60s         # "reply YES within 60 s"
-        restart:                     # argv per bot, run without a shell
-          bob: [pm2, restart, bob]
-        restart_timeout: 60s         # then the process group is killed
-        log_files:                   # what `log <bot>` reads (a path or a list of paths)
-          bob: [/home/bob/.pm2/logs/bob-out.log, /home/bob/.pm2/logs/bob-error.log]
-        log_default_lines: 20
-        log_max_lines: 200           # at most 200
-        alertmanager_url: http://127.0.0.1:9093
-        alertmanager_timeout: 5s
-        silence_max: 168h            # longest `silence <bot> <duration>`
-        ack_max: 24h                 # an ack ends when the bot's alerts resolve, or after this
-        reply_rate_limit: {burst: 10, per_minute: 6}   # commands per admin contact
-        max_reply_chars: 1800        # replies are split into texts of at most this many characters
-
-Who may command which bot is `bot.receiver.admins`. Secrets are read from files.
+Who may command which bot is `bot.receiver.admins`, next to this section. Secrets are read from
+files.
 """
 
 from __future__ import annotations

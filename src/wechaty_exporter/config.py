@@ -162,7 +162,7 @@ def _parse_bots(raw: object, errors: list[str]) -> tuple[tuple[str, tuple[str, .
         if not isinstance(body, dict):
             errors.append(f"{where}: expected a mapping with a 'logs' list")
             continue
-        _check_keys(body, {"logs", "admins", "restart", "login_test"}, where, errors)
+        _check_keys(body, {"logs"}, where, errors)
         if "logs" not in body:
             errors.append(f"{where}.logs: required")
             continue

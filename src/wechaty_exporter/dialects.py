@@ -320,7 +320,7 @@ def _quiet_run(esc: bool) -> re.Pattern[bytes]:
     # One turn of the wrapper loop that does not stop: no dialect, not JSON, then a wrapper.
     step = (
         rf"(?!\d\d:\d\d:\d\d |{python_head})"
-        rf"(?:(?=\d...-)(?!{_SELF_RE.pattern}){date}|(?![{{]){console})"
+        rf"(?:(?=\d...-)(?!{_SELF_RE.pattern}){date}|(?![{{])(?!\d...-){console})"
     )
     string = r'[^"\\\n]*+(?:\\[t"\\/bfr][^"\\\n]*+)*+'  # no \u escape, no "\n" inside
     value = r'(?:"[^"\\\n]*+"|[-+.0-9eE]++|true|false|null)'

@@ -7,7 +7,8 @@ Status codes (Alertmanager retries 5xx, never 4xx):
   with Retry-After; the retry sends only the messages not yet accepted;
 - 500 when a delivery failed permanently (unknown contact, bad messenger config): Alertmanager
   retries, which repeats nothing, and counts the failure where the operator sees it;
-- 400 malformed payload, 401 missing/wrong credentials, 413 body over the cap, 415 not JSON.
+- 400 malformed payload, 401 missing/wrong credentials, 413 body over the cap, 415 not JSON,
+  408 body not received within `body_timeout` (a slow or stalled client does not hold a handler).
 
 Rescue can be paused per bot (the peer bot's `rescue off <bot>` chat command): `rescue_enabled`,
 asked for each alert with a `bot` label, decides. A paused bot's alerts are answered 200 and
@@ -37,6 +38,7 @@ from enum import Enum
 from typing import Literal
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -445,6 +447,8 @@ METRICS = web.AppKey("receiver_metrics", ReceiverMetrics)
 REGISTRY = web.AppKey("receiver_registry", CollectorRegistry)
 READY = web.AppKey[Callable[[], bool]]("receiver_ready")
 STORE = web.AppKey("delivery_store", DeliveryStore)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+DEFAULT_BODY_TIMEOUT = 10.0  # seconds for the whole body; Alertmanager sends it at once
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -510,10 +514,21 @@ async def _handle_alerts(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         got = request.content_type or "none"
         return _error(415, f"Content-Type must be application/json, got {got}")
+    timeout = request.app[BODY_TIMEOUT]
     try:
-        body = await _read_capped(request, settings.max_body_bytes)
+        async with asyncio.timeout(timeout):
+            body = await _read_capped(request, settings.max_body_bytes)
     except web.HTTPRequestEntityTooLarge:
         body = None
+    except TimeoutError:
+        log.warning("request body from %s not received within %g s", request.remote, timeout)
+        response = _error(408, f"request body not received within {timeout:g} s")
+        response.force_close()
+        return response
+    except RequestPayloadError as exc:  # a broken chunked encoding, a bad Content-Encoding
+        return _error(400, f"bad request body: {exc}")
+    except ConnectionResetError:  # the client went away mid-body: nobody to answer
+        return _error(400, "connection closed before the body was complete")
     if body is None:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
     try:
@@ -564,11 +579,13 @@ def create_receiver_app(
     ready: Callable[[], bool] | None = None,
     registry: CollectorRegistry | None = None,
     rescue_enabled: Callable[[str], bool] | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> web.Application:
     """The receiver app. The caller owns (and closes) messenger, exporter client and store.
 
     `ready` lets a host (the peer bot) hold /-/ready at 503 until it can send; `rescue_enabled`
     (default: always) lets it pause the messages about a bot (see the module docstring).
+    `body_timeout` bounds how long a request body may take to arrive (408 after it).
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
@@ -577,6 +594,7 @@ def create_receiver_app(
     app[METRICS] = metrics
     app[REGISTRY] = registry
     app[STORE] = store
+    app[BODY_TIMEOUT] = body_timeout
     app[READY] = ready if ready is not None else (lambda: True)
     app[RESCUER] = Rescuer(
         settings,

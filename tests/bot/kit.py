@@ -31,6 +31,7 @@ from tests.wechaty.fakepuppet import ADMIN, CONTACTS, FakeContact, FakePuppet
 
 from wechaty_exporter.bot import run_peer_bot
 from wechaty_exporter.bot_settings import BotSettings, PuppetSettings
+from wechaty_exporter.commands_settings import CommandsSettings
 from wechaty_exporter.dialects import LineParser
 from wechaty_exporter.events import Event
 from wechaty_exporter.messengers.wechaty import PuppetService
@@ -103,6 +104,8 @@ async def start_peer(
     token: str | None = None,
     state_dir: Path | None = None,
     heartbeat: float = 600.0,
+    commands: CommandsSettings | None = None,
+    ack_check_interval: float = 60.0,
 ) -> Peer:
     settings = BotSettings(
         name=name,
@@ -117,12 +120,19 @@ async def start_peer(
             auth=AuthSettings("bearer", token) if token else None,
             qr_wait=5.0,
         ),
+        commands=commands if commands is not None else CommandsSettings(),
         send_timeout=3.0,
     )
     service = PuppetService(endpoint=fake.endpoint, token="test-token")
     started: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
-        run_peer_bot(settings, service, started=started, heartbeat=heartbeat)
+        run_peer_bot(
+            settings,
+            service,
+            started=started,
+            heartbeat=heartbeat,
+            ack_check_interval=ack_check_interval,
+        )
     )
     first: list[asyncio.Future[Any]] = [started, task]
     await asyncio.wait(first, timeout=15, return_when=asyncio.FIRST_COMPLETED)

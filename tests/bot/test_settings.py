@@ -105,6 +105,9 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         "  receiver:\n"
         "    listen_address: 127.0.0.1:9412\n"
         "    admins: {bob: [wxid_old], carol: [wxid_carol]}\n"
+        "  commands:\n"
+        "    restart: {bob: [pm2, restart, bob]}\n"
+        "    security: {restart: none}\n"
     )
     args = argparse.Namespace(
         config=str(config),
@@ -121,6 +124,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert dict(settings.receiver.admins) == {"bob": ("wxid_new",), "carol": ("wxid_carol",)}
     assert settings.self_log_path() is None
     assert settings.state_dir == tmp_path / "state"
+    assert settings.commands.restart_argv("bob") == ("pm2", "restart", "bob")
+    assert settings.commands.policy("restart") == "none"
 
 
 def test_flags_alone_and_their_errors() -> None:

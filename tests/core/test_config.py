@@ -124,3 +124,70 @@ def test_read_secret(tmp_path: Path) -> None:
         read_secret(tmp_path / "e", "token")
     with pytest.raises(ConfigError, match="cannot read"):
         read_secret(tmp_path / "missing", "token")
+
+
+def test_check_config_reports_every_problem_of_every_section(tmp_path: Path) -> None:
+    """What `check-config` lists: exporter, receiver, the bot, its receiver and its commands."""
+    path = tmp_path / "c.yml"
+    path.write_text(
+        f"""
+exporter: {{poll_interval: fast}}
+bots: {{alice: {{logs: [/a.log]}}}}
+receiver: {{rate_limit: {{burst: 0}}}}
+commands: {{restart: {{bob: [pm2, restart, bob]}}}}
+bot:
+  name: "not ok!"
+  puppet: {{token: literal}}
+  receiver: {{admins: {{bob: [wxid_admin]}}, messenger: {{type: outbox}}}}
+  commands:
+    totp_secret: literal
+    totp_secret_file: {tmp_path / "missing-secret"}
+    restart: {{bob: "pm2 restart bob"}}
+    security: {{restart: sometimes}}
+    reply_rate_limit: {{burst: 0}}
+    colour: blue
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    expected = [
+        "exporter.poll_interval:",
+        "receiver.rate_limit.burst:",
+        "commands: chat commands are configured in the bot's section: bot.commands",
+        "bot.name:",
+        "bot.puppet.token: unknown key",
+        "bot.puppet.token: secrets are read from files",
+        "bot.receiver.messenger.type:",
+        "bot.commands.totp_secret: secrets are read from files",
+        "bot.commands.totp_secret_file: cannot read",
+        "bot.commands.restart.bob: must be a non-empty list",
+        "bot.commands.security.restart: must be one of",
+        "bot.commands.reply_rate_limit.burst:",
+        "bot.commands.colour: unknown key",
+    ]
+    for where in expected:
+        assert any(p.startswith(where) for p in problems), (where, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_the_bot_section_with_commands_is_accepted(tmp_path: Path) -> None:
+    secret = tmp_path / "totp"
+    secret.write_text("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n")
+    config = parse_config(
+        {
+            "bots": {"bob": {"logs": ["/b.log"]}},
+            "bot": {
+                "name": "alice",
+                "receiver": {"admins": {"bob": ["wxid_admin"]}},
+                "commands": {
+                    "alertmanager_url": "http://127.0.0.1:9093",
+                    "totp_secret_file": str(secret),
+                    "restart": {"bob": ["pm2", "restart", "bob"]},
+                    "log_files": {"bob": "/b.log"},
+                },
+            },
+        }
+    )
+    assert config.raw["bot"]["name"] == "alice"
+    assert parse_config({"bot": None}).raw == {"bot": None}  # an empty section: defaults

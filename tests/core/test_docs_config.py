@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from wechaty_exporter.bot_settings import parse_bot_settings
-from wechaty_exporter.commands_settings import parse_commands_settings
 from wechaty_exporter.config import ConfigError, parse_config
 from wechaty_exporter.receiver_settings import parse_receiver_settings
 
@@ -74,17 +73,15 @@ def accepted_keys() -> dict[str, set[str]]:
     receiver |= _paths("receiver.login_test.<bot>", login_test)
     out["receiver"] = receiver
 
-    bot = _paths("bot", _probe(parse_bot_settings, p, "bot", "bot"))
-    bot |= _paths("bot.puppet", _probe(parse_bot_settings, {"puppet": p}, "bot", "bot.puppet"))
+    def bx(raw: Mapping[str, Any], where: str) -> list[str]:
+        return _probe(parse_bot_settings, raw, "bot", where)
+
+    bot = _paths("bot", bx(p, "bot"))
+    bot |= _paths("bot.puppet", bx({"puppet": p}, "bot.puppet"))
+    bot |= _paths("bot.commands", bx({"commands": p}, "bot.commands"))
+    rate = bx({"commands": {"reply_rate_limit": p}}, "bot.commands.reply_rate_limit")
+    bot |= _paths("bot.commands.reply_rate_limit", rate)
     out["bot"] = bot
-
-    def cx(raw: Mapping[str, Any], where: str) -> list[str]:
-        return _probe(parse_commands_settings, raw, "commands", where)  # type: ignore[arg-type]
-
-    commands = _paths("commands", cx(p, "commands"))
-    rate = cx({"reply_rate_limit": p}, "commands.reply_rate_limit")
-    commands |= _paths("commands.reply_rate_limit", rate)
-    out["commands"] = commands
     return out
 
 
@@ -102,7 +99,7 @@ def test_every_top_level_section_is_documented_and_accepted() -> None:
     assert sorted(ACCEPTED["top"] - sections) == [], f"accepted, but not in {DOC.name}"
 
 
-@pytest.mark.parametrize("section", ["exporter", "bots", "receiver", "bot", "commands"])
+@pytest.mark.parametrize("section", ["exporter", "bots", "receiver", "bot"])
 def test_section_keys_match_the_parser(section: str) -> None:
     documented = {k for k in DOCUMENTED if k.startswith(section + ".")}
     accepted = ACCEPTED[section]

@@ -278,7 +278,10 @@ def hostile_body(seed: int) -> bytes:
 
 # Three in four examples come from the seeded mutator, one in four is Hypothesis' own bytes.
 BODIES = st.one_of(
-    SEEDS.map(hostile_body), SEEDS.map(hostile_body), SEEDS.map(hostile_body), st.binary(max_size=300)
+    SEEDS.map(hostile_body),
+    SEEDS.map(hostile_body),
+    SEEDS.map(hostile_body),
+    st.binary(max_size=300),
 )
 NOW = 1795568700.0
 TIME_ZONES = [ZoneInfo("Asia/Shanghai"), ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")]

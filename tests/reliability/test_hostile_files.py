@@ -75,9 +75,7 @@ def test_ten_megabyte_lines_and_invalid_utf8(tmp_path: Path, figures: Figures) -
             b"10:00:07 INFO StarterBot onScan: Waiting(2) - " + QR.encode() + b"\r\n",
         )
         lines += 7
-        exporter.wait(
-            lambda: sample() or caught_up(exporter, lines), "every line read", timeout=30
-        )
+        exporter.wait(lambda: sample() or caught_up(exporter, lines), "every line read", timeout=30)
         sample()
         got, want = Observed.of_exporter(exporter, "bob"), replayed(log)
         assert got == want
