@@ -89,6 +89,7 @@ class Context:
     sizes: Sizes
     tmp: Path
     log: Callable[[str], None]
+    shared: dict[str, Any] = field(default_factory=dict)  # figures one benchmark gives another
 
 
 @dataclass
@@ -340,10 +341,6 @@ def machine_info() -> dict[str, str]:
         "alertmanager": _version(["prometheus-alertmanager", "--version"], r"version (\S+)"),
         "grep": _version(["grep", "--version"], r"grep \(GNU grep\) (\S+)"),
     }
-
-
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[0:3].__str__()
 
 
 def load1() -> float:

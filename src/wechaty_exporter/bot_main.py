@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from wechaty_exporter.bot_settings import BotSettings, apply_bot_flags, parse_bot_settings
-from wechaty_exporter.config import ConfigError, load_config
-from wechaty_exporter.receiver_settings import parse_admin_flag
+from wechaty_exporter.bot_settings import BotSettings, apply_bot_flags
+from wechaty_exporter.config import load_config
+from wechaty_exporter.receiver_settings import parse_admin_flags
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +31,13 @@ PROG = "wechaty-exporter bot"
 
 def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
     """`bot` flags over the config file's `bot:` section. Raises ConfigError."""
-    settings = BotSettings()
-    config_path = getattr(args, "config", None)
-    if config_path:
-        section = load_config(config_path).raw.get("bot")
-        if section is not None:
-            errors: list[str] = []
-            parsed = parse_bot_settings(section, errors, "bot")
-            if parsed is None:
-                raise ConfigError(errors, config_path)
-            settings = parsed
-    admins: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for value in getattr(args, "admins", None) or ():
-        try:
-            admins.append(parse_admin_flag(value))
-        except ValueError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError(problems, "flags")
+    config = getattr(args, "config", None)
+    settings = (load_config(config).bot if config else None) or BotSettings()
     return apply_bot_flags(
         settings,
         listen=getattr(args, "listen", None),
         exporter_url=getattr(args, "exporter_url", None),
-        admins=admins,
+        admins=parse_admin_flags(getattr(args, "admins", None) or ()),
         self_log=getattr(args, "self_log", None),
         state_dir=getattr(args, "state_dir", None),
     )

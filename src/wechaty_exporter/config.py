@@ -29,11 +29,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from wechaty_exporter.dialects import DEFAULT_QR_HOSTS
+
+if TYPE_CHECKING:
+    from wechaty_exporter.bot_settings import BotSettings
+    from wechaty_exporter.receiver_settings import ReceiverSettings
 
 DEFAULT_LISTEN = "127.0.0.1:9839"
 BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -79,7 +83,9 @@ class Config:
     """The whole configuration file, validated."""
 
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
-    raw: Mapping[str, Any] = field(default_factory=dict)  # the parsed YAML, for other sections
+    receiver: ReceiverSettings | None = None  # the `receiver:` section, when present
+    bot: BotSettings | None = None  # the `bot:` section (with bot.receiver, bot.commands)
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the parsed YAML
 
 
 def parse_duration(value: object, where: str, errors: list[str]) -> float | None:
@@ -227,26 +233,28 @@ def parse_config(raw: object, source: str = "config") -> Config:
     exporter = _parse_exporter(raw.get("exporter"), errors)
     exporter = replace(exporter, bots=_parse_bots(raw.get("bots"), errors))
     seen: dict[str, str] = {}
-    for bot, paths in exporter.bots:
+    for name, paths in exporter.bots:
         for path in paths:
-            if path in seen and seen[path] != bot:
-                errors.append(f"bots.{bot}.logs: {path} is already a log of bot {seen[path]}")
-            seen[path] = bot
-    if "receiver" in raw:
-        from wechaty_exporter.receiver_settings import parse_receiver_settings
+            if path in seen and seen[path] != name:
+                errors.append(f"bots.{name}.logs: {path} is already a log of bot {seen[path]}")
+            seen[path] = name
+    # The sections' parsers use this module's helpers, hence the late imports.
+    from wechaty_exporter.bot_settings import parse_bot_settings
+    from wechaty_exporter.receiver_settings import parse_receiver_settings
 
+    receiver: ReceiverSettings | None = None
+    bot: BotSettings | None = None
+    if "receiver" in raw:
         section = raw["receiver"]
         if isinstance(section, dict):
-            parse_receiver_settings(section, errors, "receiver")
+            receiver = parse_receiver_settings(section, errors, "receiver")
         else:
             errors.append("receiver: expected a mapping")
     if raw.get("bot") is not None:
-        from wechaty_exporter.bot_settings import parse_bot_settings
-
-        parse_bot_settings(raw["bot"], errors, "bot")
+        bot = parse_bot_settings(raw["bot"], errors, "bot")
     if errors:
         raise ConfigError(errors, source)
-    return Config(exporter=exporter, raw=raw)
+    return Config(exporter=exporter, receiver=receiver, bot=bot, raw=raw)
 
 
 def load_config(path: str | Path) -> Config:

@@ -22,8 +22,7 @@ from wechaty_exporter.receiver import create_receiver_app
 from wechaty_exporter.receiver_settings import (
     ReceiverSettings,
     apply_receiver_flags,
-    parse_admin_flag,
-    parse_receiver_settings,
+    parse_admin_flags,
 )
 
 log = logging.getLogger(__name__)
@@ -127,30 +126,13 @@ def _address(sockname: object) -> str:
 
 def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
     """`receiver` flags over the config file's `receiver:` section. Raises ConfigError."""
-    settings = ReceiverSettings()
-    if getattr(args, "config", None):
-        config = load_config(args.config)
-        section = config.raw.get("receiver")
-        if section is not None:
-            errors: list[str] = []
-            parsed = parse_receiver_settings(section, errors, "receiver")
-            if parsed is None:
-                raise ConfigError(errors, args.config)
-            settings = parsed
-    admins: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for value in getattr(args, "admins", None) or ():
-        try:
-            admins.append(parse_admin_flag(value))
-        except ValueError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError(problems, "flags")
+    config = getattr(args, "config", None)
+    settings = (load_config(config).receiver if config else None) or ReceiverSettings()
     return apply_receiver_flags(
         settings,
         listen=getattr(args, "listen", None),
         exporter_url=getattr(args, "exporter_url", None),
-        admins=admins,
+        admins=parse_admin_flags(getattr(args, "admins", None) or ()),
         outbox=getattr(args, "outbox", None),
     )
 

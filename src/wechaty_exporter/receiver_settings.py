@@ -225,6 +225,19 @@ def parse_admin_flag(value: str) -> tuple[str, str]:
     return bot, contact
 
 
+def parse_admin_flags(values: Iterable[str]) -> list[tuple[str, str]]:
+    """Every `--admin BOT=CONTACT` flag; raises ConfigError listing every bad one."""
+    admins, problems = [], []
+    for value in values:
+        try:
+            admins.append(parse_admin_flag(value))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(problems, "flags")
+    return admins
+
+
 def apply_receiver_flags(
     settings: ReceiverSettings,
     *,
