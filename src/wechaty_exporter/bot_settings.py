@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from wechaty_exporter.commands_settings import CommandsSettings, parse_commands_settings
-from wechaty_exporter.config import BOT_NAME, ConfigError, parse_duration, read_secret
+from wechaty_exporter.config import BOT_NAME, ConfigError, check_keys, parse_duration, read_secret
 from wechaty_exporter.receiver_settings import (
     ReceiverSettings,
     apply_receiver_flags,
@@ -90,7 +90,7 @@ def parse_bot_settings(
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    _unknown_keys(raw, _KEYS, where, errors)
+    check_keys(raw, _KEYS, where, errors)
     changes: dict[str, Any] = {}
     if "name" in raw:
         name = raw["name"]
@@ -151,21 +151,12 @@ def apply_bot_flags(
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def _unknown_keys(
-    section: Mapping[str, Any], allowed: Iterable[str], where: str, errors: list[str]
-) -> None:
-    known = sorted(allowed)
-    for key in section:
-        if key not in known:
-            errors.append(f"{where}.{key}: unknown key (known: {', '.join(known)})")
-
-
 def _puppet(value: object, where: str, errors: list[str]) -> PuppetSettings:
     default = PuppetSettings()
     if not isinstance(value, Mapping):
         errors.append(f"{where}: must be a mapping with endpoint, token_file, ...")
         return default
-    _unknown_keys(value, _PUPPET_KEYS, where, errors)
+    check_keys(value, _PUPPET_KEYS, where, errors)
     if "token" in value:
         errors.append(f"{where}.token: secrets are read from files; use token_file")
     changes: dict[str, Any] = {}
@@ -201,7 +192,7 @@ def _messenger_timeout(receiver: ReceiverSettings, where: str, errors: list[str]
             f"use `wechaty-exporter receiver` for {messenger.kind}"
         )
         return None
-    _unknown_keys(messenger.options, ("timeout",), where, errors)
+    check_keys(messenger.options, ("timeout",), where, errors)
     if "timeout" in messenger.options:
         return parse_duration(messenger.options["timeout"], f"{where}.timeout", errors)
     return None

@@ -26,7 +26,7 @@ Secrets are never YAML literals: the config names files that hold them. Flags ov
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,13 +144,14 @@ def _str_list(value: object, where: str, errors: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_keys(
-    section: Mapping[str, Any], allowed: set[str], where: str, errors: list[str]
+def check_keys(
+    section: Mapping[str, Any], allowed: Iterable[str], where: str, errors: list[str]
 ) -> None:
+    """Report every key of `section` that is not in `allowed`, naming the known ones."""
+    known = sorted(allowed)
     for key in section:
-        if key not in allowed:
-            hint = ", ".join(sorted(allowed))
-            errors.append(f"{where}.{key}: unknown key (known: {hint})")
+        if key not in known:
+            errors.append(f"{where}.{key}: unknown key (known: {', '.join(known)})")
 
 
 def _parse_bots(raw: object, errors: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -168,7 +169,7 @@ def _parse_bots(raw: object, errors: list[str]) -> tuple[tuple[str, tuple[str, .
         if not isinstance(body, dict):
             errors.append(f"{where}: expected a mapping with a 'logs' list")
             continue
-        _check_keys(body, {"logs"}, where, errors)
+        check_keys(body, {"logs"}, where, errors)
         if "logs" not in body:
             errors.append(f"{where}.logs: required")
             continue
@@ -188,7 +189,7 @@ def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
         "listen_address", "state_dir", "qr_token_file", "qr_hosts", "poll_interval",
         "max_line_bytes",
     }  # fmt: skip
-    _check_keys(raw, known, where, errors)
+    check_keys(raw, known, where, errors)
     changes: dict[str, Any] = {}
     if "listen_address" in raw:
         parsed = parse_listen_address(raw["listen_address"], f"{where}.listen_address", errors)
@@ -229,7 +230,7 @@ def parse_config(raw: object, source: str = "config") -> Config:
     if "commands" in raw:
         errors.append("commands: chat commands are configured in the bot's section: bot.commands")
     known = {"exporter", "bots", "receiver", "bot"}
-    _check_keys({k: v for k, v in raw.items() if k != "commands"}, known, "config", errors)
+    check_keys({k: v for k, v in raw.items() if k != "commands"}, known, "config", errors)
     exporter = _parse_exporter(raw.get("exporter"), errors)
     exporter = replace(exporter, bots=_parse_bots(raw.get("bots"), errors))
     seen: dict[str, str] = {}

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from wechaty_exporter.config import (
     BOT_NAME,
     ConfigError,
+    check_keys,
     parse_duration,
     parse_listen_address,
     read_secret,
@@ -153,7 +154,7 @@ def parse_receiver_settings(
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    _unknown_keys(raw, _KEYS, where, errors)
+    check_keys(raw, _KEYS, where, errors)
     changes: dict[str, Any] = {}
     if "listen_address" in raw:
         parsed = parse_listen_address(raw["listen_address"], f"{where}.listen_address", errors)
@@ -278,15 +279,6 @@ def apply_receiver_flags(
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def _unknown_keys(
-    section: Mapping[str, Any], allowed: Iterable[str], where: str, errors: list[str]
-) -> None:
-    known = sorted(allowed)
-    for key in section:
-        if key not in known:
-            errors.append(f"{where}.{key}: unknown key (known: {', '.join(known)})")
-
-
 def _http_url(value: object, where: str, errors: list[str]) -> str | None:
     if isinstance(value, str):
         parts = urlsplit(value)
@@ -344,7 +336,7 @@ def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
     if not isinstance(value, Mapping):
         errors.append(f"{where}: must be a mapping with bearer_token_file or basic")
         return None
-    _unknown_keys(value, ("bearer_token_file", "basic"), where, errors)
+    check_keys(value, ("bearer_token_file", "basic"), where, errors)
     if ("bearer_token_file" in value) == ("basic" in value):
         errors.append(f"{where}: set exactly one of bearer_token_file and basic")
         return None
@@ -355,7 +347,7 @@ def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
     if not isinstance(basic, Mapping):
         errors.append(f"{where}.basic: must be a mapping with username and password_file")
         return None
-    _unknown_keys(basic, ("username", "password_file"), f"{where}.basic", errors)
+    check_keys(basic, ("username", "password_file"), f"{where}.basic", errors)
     username = basic.get("username")
     if not isinstance(username, str) or not username or ":" in username:
         errors.append(f"{where}.basic.username: must be a non-empty string without ':'")
@@ -372,7 +364,7 @@ def _rate_limit(value: object, where: str, errors: list[str]) -> RateLimitSettin
     if not isinstance(value, Mapping):
         errors.append(f"{where}: must be a mapping with burst, per_hour, max_hold")
         return default
-    _unknown_keys(value, ("burst", "per_hour", "max_hold"), where, errors)
+    check_keys(value, ("burst", "per_hour", "max_hold"), where, errors)
     changes: dict[str, Any] = {}
     burst = value.get("burst", default.burst)
     if isinstance(burst, int) and not isinstance(burst, bool) and 2 <= burst <= 1000:
@@ -404,14 +396,14 @@ def _messenger(value: object, where: str, errors: list[str]) -> MessengerSetting
         errors.append(f"{where}.type: must be one of {', '.join(MESSENGER_KINDS)}, got {kind!r}")
         return None
     if kind == "outbox":
-        _unknown_keys(value, ("type", "path"), where, errors)
+        check_keys(value, ("type", "path"), where, errors)
         path = value.get("path")
         if path is not None and (not isinstance(path, str) or not path):
             errors.append(f"{where}.path: must be a file path, got {path!r}")
             return None
         return MessengerSettings(kind="outbox", path=Path(path) if path else None)
     if kind == "webhook":
-        _unknown_keys(value, ("type", "url", "token_file", "timeout"), where, errors)
+        check_keys(value, ("type", "url", "token_file", "timeout"), where, errors)
         url = _http_url(value.get("url"), f"{where}.url", errors)
         token = None
         if "token_file" in value:
@@ -439,7 +431,7 @@ def _login_tests(
         if not isinstance(spec, Mapping):
             errors.append(f"{here}: must be a mapping with to and text")
             continue
-        _unknown_keys(spec, ("to", "text"), here, errors)
+        check_keys(spec, ("to", "text"), here, errors)
         to, text = spec.get("to"), spec.get("text")
         if not isinstance(to, str) or not to:
             errors.append(f"{here}.to: must be a non-empty string (the bot's own contact)")
