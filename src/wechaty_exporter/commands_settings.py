@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from wechaty_exporter.config import BOT_NAME, ConfigError, parse_duration, read_secret
+from wechaty_exporter.config import BOT_NAME, ConfigError, check_keys, parse_duration, read_secret
 
 Policy = Literal["none", "confirm", "totp"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)
@@ -114,9 +114,7 @@ def parse_commands_settings(
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    for key in raw:
-        if key not in _KEYS and key != "totp_secret":
-            errors.append(f"{where}.{key}: unknown key (known: {', '.join(sorted(_KEYS))})")
+    check_keys({k: v for k, v in raw.items() if k != "totp_secret"}, _KEYS, where, errors)
     changes: dict[str, Any] = {}
     if "totp_secret" in raw:
         errors.append(f"{where}.totp_secret: secrets are read from files; use totp_secret_file")
@@ -292,9 +290,7 @@ def _rate_limit(value: object, where: str, errors: list[str]) -> ReplyRateLimit:
     if not isinstance(value, Mapping):
         errors.append(f"{where}: must be a mapping with burst and per_minute")
         return default
-    for key in value:
-        if key not in ("burst", "per_minute"):
-            errors.append(f"{where}.{key}: unknown key (known: burst, per_minute)")
+    check_keys(value, ("burst", "per_minute"), where, errors)
     burst = value.get("burst", default.burst)
     if not (isinstance(burst, int) and not isinstance(burst, bool) and 1 <= burst <= 1000):
         errors.append(f"{where}.burst: must be an integer from 1 to 1000, got {burst!r}")
