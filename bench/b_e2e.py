@@ -31,7 +31,9 @@ def _records(outbox: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _wait_record(outbox: Path, after: int, match: Any, timeout: float) -> tuple[dict[str, Any], float]:
+def _wait_record(
+    outbox: Path, after: int, match: Any, timeout: float
+) -> tuple[dict[str, Any], float]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for record in _records(outbox)[after:]:
@@ -132,7 +134,8 @@ def run(ctx: Context) -> Result:
         "",
         "| profile | rescues | p50 (s) | max (s) | computed budget (docs/alerting.md) |",
         "|---|---|---|---|---|",
-        f"| fast, measured | {n} | {fmt(d['p50'] / 1000)} | {fmt(d['max'] / 1000)} | 2–4 s + delivery |",
+        f"| fast, measured | {n} | {fmt(d['p50'] / 1000)} | {fmt(d['max'] / 1000)} "
+        "| 2–4 s + delivery |",
         "| production, computed | – | – | – | 130–160 s (≤ 15 s scrape + ≤ 15 s evaluation + "
         "`for: 2m` + `group_wait: 10s`) |",
         "",

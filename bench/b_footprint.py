@@ -9,7 +9,6 @@ utime + stime from /proc/<pid>/stat over 30 s after a settling pause. The peak R
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -173,14 +172,28 @@ def run(ctx: Context) -> Result:
     cold = ctx.shared.get("coldstart_hwm")
     if cold:
         label, kb = cold
-        res.body.append(f"| exporter | after the {label} cold start (benchmark 3) | – | {fmt(kb / 1024, 1)} |")
+        res.body.append(
+            f"| exporter | after the {label} cold start (benchmark 3) | – | {fmt(kb / 1024, 1)} |"
+        )
         res.goals.append(
-            (f"peak RSS after the {label} cold start", "< 60 MB", f"{fmt(kb / 1024, 1)} MB", kb < 60 * 1024)
+            (
+                f"peak RSS after the {label} cold start",
+                "< 60 MB",
+                f"{fmt(kb / 1024, 1)} MB",
+                kb < 60 * 1024,
+            )
         )
     res.goals.append(
-        ("peak RSS, 10 busy bots", "< 60 MB", f"{fmt(busy_exporter[1] / 1024, 1)} MB", busy_exporter[1] < 60 * 1024)
+        (
+            "peak RSS, 10 busy bots",
+            "< 60 MB",
+            f"{fmt(busy_exporter[1] / 1024, 1)} MB",
+            busy_exporter[1] < 60 * 1024,
+        )
     )
     got = idle_cpu["exporter"]
-    res.goals.append(("idle CPU, 50 quiet files (inotify)", "< 0.5 % of a core", f"{fmt(got, 2)} %", got < 0.5))
+    res.goals.append(
+        ("idle CPU, 50 quiet files (inotify)", "< 0.5 % of a core", f"{fmt(got, 2)} %", got < 0.5)
+    )
     res.raw = {"rows": rows}
     return res

@@ -164,7 +164,12 @@ def run(ctx: Context) -> Result:
     res.samples["receiver, new alert"] = fresh
     res.samples["receiver, duplicate"] = dupes
     res.goals.append(
-        ("receiver deliveries/s, p99", "(no goal set)", f"{fmt(fresh_rate, 0)}/s, p99 {fmt(d_fresh['p99'])} ms", None)
+        (
+            "receiver deliveries/s, p99",
+            "(no goal set)",
+            f"{fmt(fresh_rate, 0)}/s, p99 {fmt(d_fresh['p99'])} ms",
+            None,
+        )
     )
     res.raw = {"fresh": d_fresh, "dupes": d_dupe, "concurrent": d_conc, "floor": d_floor}
     return res

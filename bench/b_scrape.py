@@ -10,7 +10,18 @@ from datetime import datetime
 
 from bench.common import Context, Http, Result, dist, fmt, median, start_exporter
 
-PATHS = ("/metrics", "/healthz", "/api/v1/bots")
+# What Prometheus 2.42 sends when it scrapes: OpenMetrics preferred, gzip.
+PROMETHEUS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+}
+REQUESTS = {  # label → (path, headers)
+    "/metrics as Prometheus asks (OpenMetrics, gzip)": ("/metrics", PROMETHEUS),
+    "/metrics, text format 0.0.4": ("/metrics", {}),
+    "/healthz": ("/healthz", {}),
+    "/api/v1/bots": ("/api/v1/bots", {}),
+}
 
 
 def run(ctx: Context) -> Result:
@@ -30,40 +41,51 @@ def run(ctx: Context) -> Result:
         path.write_text("\n".join(lines) + "\n")
         logs.append((f"bot{i:03d}", path))
     proc, address = start_exporter(ctx, "scrape", logs)
-    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    times: dict[str, list[float]] = {label: [] for label in REQUESTS}
     try:
         http_ = Http(address)
         for _ in range(20):  # warm up
-            for p in PATHS:
-                http_.get(p)
+            for path, headers in REQUESTS.values():
+                http_.get(path, headers)
         size = len(http_.get("/metrics")[1])
         ctx.log(f"scrape: {n} rounds")
         for _ in range(n):
-            for p in PATHS:
-                status, _, seconds = http_.get(p)
-                assert status == 200, (p, status)
-                times[p].append(seconds * 1000)
+            for label, (path, headers) in REQUESTS.items():
+                status, _, seconds = http_.get(path, headers)
+                assert status == 200, (path, status)
+                times[label].append(seconds * 1000)
         http_.close()
     finally:
         proc.stop()
-    d = {p: dist(t) for p, t in times.items()}
+    d = {label: dist(t) for label, t in times.items()}
+    om, text, floor = (times[k] for k in list(REQUESTS)[:3])
     res.body += [
-        f"100 bots (100 log files); {n} rounds of `/metrics`, `/healthz`, `/api/v1/bots` "
-        f"in turn over one keep-alive connection; the exposition is {size / 1024:.0f} KiB. "
-        "Client-side time from request to the last byte.",
+        f"100 bots (100 log files, ~1,900 samples; the text exposition is {size / 1024:.0f} KiB). "
+        f"{n} rounds of the requests below in turn over one keep-alive connection, client-side "
+        "time from the request to the last byte. Prometheus 2.42 asks for OpenMetrics "
+        "(prometheus_client then uses its OpenMetrics formatter) and gzip.",
         "",
-        "| path | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
+        "| request | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
         "|---|---|---|---|---|",
         *[
-            f"| `{p}` | {fmt(x['p50'])} | {fmt(x['p90'])} | {fmt(x['p99'])} | {fmt(x['max'])} |"
-            for p, x in d.items()
+            f"| `{label}` | {fmt(x['p50'])} | {fmt(x['p90'])} | {fmt(x['p99'])} | {fmt(x['max'])} |"
+            for label, x in d.items()
         ],
         "",
-        f"`/metrics` p50 is {fmt(median(times['/metrics']) / median(times['/healthz']), 1)}× "
-        "the `/healthz` floor.",
+        f"`/metrics` p50 is {fmt(median(om) / median(floor), 0)}× (OpenMetrics) and "
+        f"{fmt(median(text) / median(floor), 0)}× (text) the `/healthz` floor.",
     ]
-    res.samples["/metrics, 100 bots"] = times["/metrics"]
-    p99 = d["/metrics"]["p99"]
-    res.goals.append(("`/metrics` p99, 100 bots", "< 10 ms", f"{fmt(p99)} ms", p99 < 10))
+    res.samples["/metrics, 100 bots, as Prometheus asks"] = om
+    res.samples["/metrics, 100 bots, text"] = text
+    for short, label in (("OpenMetrics + gzip", 0), ("text", 1)):
+        got = d[list(REQUESTS)[label]]
+        res.goals.append(
+            (
+                f"`/metrics` p99, 100 bots, {short}",
+                "< 10 ms",
+                f"{fmt(got['p99'])} ms",
+                got["p99"] < 10,
+            )
+        )
     res.raw = d
     return res

@@ -99,7 +99,9 @@ class Result:
     key: str
     title: str
     body: list[str] = field(default_factory=list)  # markdown lines
-    goals: list[tuple[str, str, str, bool | None]] = field(default_factory=list)  # what, goal, got, met
+    goals: list[tuple[str, str, str, bool | None]] = field(
+        default_factory=list
+    )  # what, goal, got, met
     samples: dict[str, list[float]] = field(default_factory=dict)  # latency distributions (ms)
     raw: dict[str, Any] = field(default_factory=dict)
 

@@ -22,14 +22,23 @@ BASE_TIME = datetime(2026, 11, 2, 8, 0, 0, tzinfo=UTC).timestamp()
 
 _PEOPLE = ["Alice", "Carol", "Dave", "李雷", "韩梅梅", "Eve 🐱", "Frank", "王小明"]
 _ROOMS = ["Ops 运维群", "Family", "Weekend hiking", "wechaty-dev", "读书会"]
-_WORDS = (
-    "hello good morning are you there ok thanks see you later lunch meeting at 3 pm "
-    "please check the deploy it works for me 好的 收到 谢谢 明天见 没问题 哈哈 👍 🙏 😂 "
-    "the build is green who has the keys let's go ship it tomorrow maybe weekend"
-).split()
+_WORDS = [
+    "hello", "good", "morning", "are", "you", "there", "ok", "thanks", "see", "you", "later",
+    "lunch", "meeting", "at", "3", "pm", "please", "check", "the", "deploy", "it", "works", "for",
+    "me", "好的", "收到", "谢谢", "明天见", "没问题", "哈哈", "👍", "🙏", "😂", "the", "build",
+    "is", "green", "who", "has", "the", "keys", "let's", "go", "ship", "it", "tomorrow", "maybe",
+    "weekend",
+]  # fmt: skip
 _ART = ["█▀▀▀▀▀█ ▄▀▄ █▄ █▀▀▀▀▀█", "█ ███ █ ▀█▄▀▀ █ ███ █", "▀▀▀▀▀▀▀ ▀ ▀ ▀ ▀▀▀▀▀▀▀"]
 # A run of the bot process writes through one wrapper; the weights pick the next run's.
-WRAPPER_WEIGHTS = {"plain": 40, "ansi": 15, "pm2time": 15, "pm2console": 15, "crlf": 5, "pm2json": 10}
+WRAPPER_WEIGHTS = {
+    "plain": 40,
+    "ansi": 15,
+    "pm2time": 15,
+    "pm2console": 15,
+    "crlf": 5,
+    "pm2json": 10,
+}
 WRAPPERS = tuple(WRAPPER_WEIGHTS)
 
 
@@ -135,8 +144,12 @@ class _Writer:
         r = rng.random()
         mid = f"{rng.getrandbits(64):016x}"
         if r < 0.5:
-            msg = f'onGrpcStreamEvent({{type:EVENT_TYPE_MESSAGE(9), payload:"{{\\"messageId\\":\\"{mid}\\"}}"}})'
-            self.log("VERB", "PuppetService", msg)
+            payload = f'"{{\\"messageId\\":\\"{mid}\\"}}"'
+            self.log(
+                "VERB",
+                "PuppetService",
+                f"onGrpcStreamEvent({{type:EVENT_TYPE_MESSAGE(9), payload:{payload}}})",
+            )
         elif r < 0.85:
             self.log("SILL", "PuppetService", f"messageRawPayload({mid})")
         elif r < 0.97:
@@ -199,8 +212,12 @@ class _Writer:
         elif form == "el":
             self.log("INFO", "WechatyPluginContrib", f"EventLogger scan: {qr},2,")
         else:
-            self.log("INFO", "WechatyPluginContrib", "QRCodeTerminal Login QR Code Status: Waiting(2)")
-            self.raw(f"QR Code Image URL: https://api.qrserver.com/v1/create-qr-code/?data={encoded}")
+            self.log(
+                "INFO", "WechatyPluginContrib", "QRCodeTerminal Login QR Code Status: Waiting(2)"
+            )
+            self.raw(
+                f"QR Code Image URL: https://api.qrserver.com/v1/create-qr-code/?data={encoded}"
+            )
         if forged_host:
             self.truth.rejected_qr += 1
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -56,6 +57,8 @@ class Monitor:
         self._cursors: dict[str, tuple[str, Cursor]] = {}
         self._tailer: Tailer | None = None
         self._dirty = False
+        self._save_wanted = asyncio.Event()  # a state changed: write it now (off the loop)
+        self._writing: asyncio.Future[None] | None = None  # the state file write in flight
         self.ready = asyncio.Event()
         self.start_report: StartReport | None = None
 
@@ -159,7 +162,7 @@ class Monitor:
             self._cursors[chunk.path] = (bot, cursor)
         self._dirty = True
         if (state.logged_in, state.qr, state.known) != before:
-            self.save()  # state changes are rare and precious: persist them at once
+            self._save_wanted.set()  # rare and precious: persisted at once, by _saver
 
     def _parser_for(self, chunk: Lines) -> LineParser:
         """One parser per file (path, device, inode): an entry in progress never spans files."""
@@ -175,20 +178,31 @@ class Monitor:
     def _current_cursor(self, path: str) -> Cursor | None:
         return self._tailer.cursor(path) if self._tailer is not None else None
 
-    def save(self) -> None:
-        """Write state and positions together (no-op without a state dir)."""
+    def _snapshot(self) -> bytes | None:
+        """State and positions together, as the state file's bytes (None: nothing to save)."""
         if self.settings.state_dir is None or not self._dirty:
-            return
+            return None
         cursors = dict(self._cursors)
         if self._tailer is not None:
             for path, bot in self._bot_of.items():
                 if path not in cursors and (cur := self._tailer.cursor(path)) is not None:
                     cursors[path] = (bot, cur)
+        self._dirty = False
+        return statefile.encode(self.bots, cursors)
+
+    def _write(self, data: bytes) -> None:
+        assert self.settings.state_dir is not None
         try:
-            statefile.save(self.settings.state_dir, self.bots, cursors)
-            self._dirty = False
+            statefile.write(self.settings.state_dir, data)
         except OSError as exc:
+            self._dirty = True
             log.error("cannot save state to %s: %s", self.settings.state_dir, exc)
+
+    def save(self) -> None:
+        """Write state and positions together, blocking (no-op without a state dir)."""
+        data = self._snapshot()
+        if data is not None:
+            self._write(data)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then follow every log until `stop` is set; saves as it goes and at the end."""
@@ -212,8 +226,9 @@ class Monitor:
             clock=self._clock,
         )
         self.save()
+        _freeze_startup_heap()
         self.ready.set()
-        saver = asyncio.create_task(self._save_periodically(stop))
+        saver = asyncio.create_task(self._saver())
         try:
             async for chunk in self._tailer.run(stop):
                 self.ingest(chunk)
@@ -221,12 +236,46 @@ class Monitor:
             saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await saver
+            if self._writing is not None:  # let the last write finish before the final one
+                with contextlib.suppress(Exception):
+                    await self._writing
             self.save()
 
-    async def _save_periodically(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await asyncio.sleep(self._save_interval)
-            self.save()
+    async def _saver(self) -> None:
+        """Save at once after a state change, else every save_interval when lines were read.
+
+        The snapshot is taken on the loop, where states and positions agree; the write (two
+        fsyncs) runs in a thread, one at a time, so a slow disk delays saves, never reading or
+        serving /metrics. Changes during a write are saved right after it.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_wanted.wait(), self._save_interval)
+            self._save_wanted.clear()
+            data = self._snapshot()
+            if data is None:
+                continue
+            self._writing = loop.run_in_executor(None, self._write, data)
+            await asyncio.shield(self._writing)
+            self._writing = None
+
+
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Move every object alive after start-up to the permanent GC generation, once per process.
+
+    Each scrape allocates ~2,000 samples (100 bots), so full collections come every ~50 scrapes;
+    walking the start-up heap (modules, aiohttp, the app) stalled the loop 12-18 ms each time,
+    most of /metrics' p99. Frozen objects are never scanned; later garbage is collected as usual.
+    """
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def default_state_dir() -> Path | None:

@@ -57,12 +57,22 @@ def save(
     state_dir: Path, bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor]]
 ) -> None:
     """Write atomically: temp file, fsync, rename, fsync the directory."""
+    write(state_dir, encode(bots, cursors))
+
+
+def encode(bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor]]) -> bytes:
+    """The state file's bytes: a snapshot, taken where states and positions agree."""
     document: dict[str, Any] = {
         "version": VERSION,
         "bots": {name: state.to_dict() for name, state in bots.items()},
         "files": {p: {"bot": b, "cursor": c.to_dict()} for p, (b, c) in cursors.items()},
     }
-    data = json.dumps(document, separators=(",", ":")).encode()
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def write(state_dir: Path, data: bytes) -> None:
+    """Replace the state file with `data` atomically (blocking: fsyncs; callers on an event loop
+    run it in a thread, one write at a time)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / FILENAME
     tmp = state_dir / (FILENAME + ".tmp")

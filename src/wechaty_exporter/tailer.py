@@ -30,7 +30,8 @@ How files are followed
 * Only complete lines are yielded; a partial line waits for its newline (except the drained tail
   of a rotated-away file). A line longer than ``max_line_bytes`` is cut to its first
   ``max_line_bytes`` bytes, the rest is dropped up to the newline, and it is yielded when the
-  newline arrives; memory stays bounded whatever the writer does.
+  newline arrives; memory stays bounded whatever the writer does. The first cut per path is
+  logged as a warning; every cut is counted in ``lines_cut``.
 * Bytes are decoded as UTF-8 with ``errors="replace"``; a trailing ``"\\r"`` is kept.
 * Anything that is not a readable regular file (directory, FIFO, device, permission denied) is
   never opened for blocking reads: ``present`` goes False, ``read_errors`` counts the problem
@@ -336,6 +337,7 @@ class _File:
     draining: list[tuple[_Reader, float]] = field(default_factory=list)  # (reader, close at)
     closed: dict[tuple[int, int], Cursor] = field(default_factory=dict)  # recent, by (dev, ino)
     problem_key: str | None = None
+    cut_warned: bool = False  # the first cut line was logged
     keys: frozenset[str] = frozenset()  # event paths that concern this file
     dirs: frozenset[str] = frozenset()  # directories to watch for it
 
@@ -668,6 +670,15 @@ class Tailer:
 
     def _read(self, f: _File, reader: _Reader, until: int, *, rotated: bool) -> Iterator[Lines]:
         for lines, start in reader.read(self._read_chunk, until):
+            if f.stats.lines_cut and not f.cut_warned:
+                f.cut_warned = True
+                log.warning(
+                    "%s: a line longer than %d bytes was cut to its first %d bytes (further cut "
+                    "lines are only counted: wechaty_exporter_log_lines_cut_total)",
+                    f.path,
+                    self._max_line,
+                    self._max_line,
+                )
             yield self._batch(f, reader, lines, start, rotated=rotated)
 
     def _batch(

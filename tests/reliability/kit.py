@@ -95,7 +95,12 @@ class ExporterProcess:
             )
         self.starts += 1
         if ready:
-            self.wait(lambda: self.status("/-/ready") == 200, "ready")
+            try:
+                self.wait(lambda: self.status("/-/ready") == 200, "ready")
+            except BaseException:
+                self.proc.kill()  # never leave one behind, whatever it is stuck in
+                self.proc.wait(10)
+                raise
         return self
 
     def alive(self) -> bool:

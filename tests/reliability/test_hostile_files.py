@@ -84,12 +84,14 @@ def test_ten_megabyte_lines_and_invalid_utf8(tmp_path: Path, figures: Figures) -
         metrics = exporter.metrics()
         assert metrics.value("wechaty_exporter_log_lines_cut_total", bot="bob") == 3
         assert metrics.value("wechaty_exporter_read_errors_total", bot="bob") == 0
+        cut = [line for line in exporter.log_text().splitlines() if "was cut" in line]
+        assert len(cut) == 1 and " WARNING " in cut[0], cut  # logged once, then counted
         growth = (peak - before) // 1024
         assert growth < 48, f"RSS grew {growth} MiB while reading 30 MB of overlong lines"
         figures(
             f"3 lines of 10 MiB + 7 lines of invalid UTF-8: state equal to the reference replay, "
-            f"3 lines cut, 2 QRs rejected, exporter RSS {before // 1024} MiB -> peak "
-            f"{peak // 1024} MiB (+{growth} MiB)"
+            f"3 lines cut (1 warning logged), 2 QRs rejected, exporter RSS {before // 1024} MiB "
+            f"-> peak {peak // 1024} MiB (+{growth} MiB)"
         )
     finally:
         code = exporter.stop()
