@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark of issue 7, write docs/BENCHMARKS.md and the plot.
 
-bash bench/run.sh            # the full run (about 15 minutes), writes the report
+bash bench/run.sh            # the full run (about 10 minutes), writes the report
 bash bench/run.sh --smoke    # seconds: tiny sizes, only checks that every benchmark works
 bash bench/run.sh --only replay,latency --out /tmp/b.md
 """

@@ -91,7 +91,7 @@ def write_report(
         "```sh",
         "pip install -e '.[test,bench]'   # matplotlib for the plot",
         "apt-get install -y mtail prometheus prometheus-alertmanager zbar-tools",
-        "bash bench/run.sh                # this report and the plot (about 15 minutes)",
+        "bash bench/run.sh                # this report and the plot (about 10 minutes)",
         "bash bench/run.sh --smoke        # seconds: only checks that every benchmark still runs",
         "bash bench/run.sh --only replay,latency --out /tmp/b.md   # a subset, elsewhere",
         "```",
