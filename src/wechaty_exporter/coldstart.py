@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from wechaty_exporter.dialects import LineParser
 from wechaty_exporter.events import Event, is_decisive
+from wechaty_exporter.tailer import Cursor, cursor_at
 
 FIRST_BLOCK = 64 * 1024
 DEFAULT_MAX_SCAN = 256 * 1024 * 1024
@@ -27,6 +28,7 @@ class ColdStart:
     """What a backward scan found in one file."""
 
     end: int  # offset just after the last complete line: where tailing starts
+    cursor: Cursor  # `end` as a saveable position in this very file
     events: list[Event] = field(default_factory=list)  # from the last decisive entry on
     lines: int = 0  # lines replayed (from the last decisive entry to `end`)
     scanned: int = 0  # bytes read backwards to find it
@@ -75,7 +77,7 @@ def scan_backwards(
         size = st.st_size
         when = st.st_mtime if now is None else now
         end = _end_of_last_line(f, size)
-        result = ColdStart(end=end)
+        result = ColdStart(end=end, cursor=cursor_at(f.fileno(), end))
         window = first_block
         while True:
             start = max(0, end - window)

@@ -138,8 +138,11 @@ class Monitor:
                 found.scanned >> 20,
                 path,
             )
+        # Recorded now, so a crash before the first save of a later change still resumes here
+        # with the state just recovered, instead of scanning back again and losing the counts.
+        self._cursors[path] = (bot, found.cursor)
         self._dirty = True
-        return found.end
+        return found.cursor
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -164,6 +164,13 @@ def _fingerprint(fd: int, length: int) -> tuple[int, str]:
     return len(head), hashlib.sha256(head).hexdigest()
 
 
+def cursor_at(fd: int, offset: int) -> Cursor:
+    """The Cursor for `offset` in the open regular file `fd`, as the tailer itself records it."""
+    st = os.fstat(fd)
+    length, digest = _fingerprint(fd, min(st.st_size, FINGERPRINT_BYTES))
+    return Cursor(offset, st.st_ino, st.st_dev, digest, length)
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
