@@ -165,3 +165,17 @@ async def test_health(duet: tuple[TestClient, Path, Path]) -> None:
     client, _, _ = duet
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/-/ready")).status == 200
+
+
+async def test_metrics_are_text_format_and_gzip(duet: tuple[TestClient, Path, Path]) -> None:
+    client, _, _ = duet
+    resp = await client.get(
+        "/metrics",
+        headers={
+            "Accept": "application/openmetrics-text; version=1.0.0,text/plain;q=0.5",
+            "Accept-Encoding": "gzip",
+        },
+    )
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert "wechaty_exporter_build_info" in await resp.text()
