@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--format", choices=["prometheus", "json"], default="json", help="output (default: json)"
     )
-    replay.add_argument("--config", default=None, help="YAML config (for exporter.qr_hosts)")
+    replay.add_argument(
+        "--config", default=None, help="YAML config (for exporter.qr_hosts, bots.*.qr_source)"
+    )
     replay.add_argument("paths", nargs="+", metavar="PATH")
     _add_common(replay)
 
@@ -267,8 +269,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from wechaty_exporter.exporter import bot_document
     from wechaty_exporter.replay import replay_files
 
-    hosts = load_config(args.config).exporter.qr_hosts if args.config else None
-    views = replay_files(_replay_targets(args), qr_hosts=hosts)
+    exporter = load_config(args.config).exporter if args.config else ExporterSettings()
+    views = replay_files(
+        _replay_targets(args),
+        qr_hosts=exporter.qr_hosts,
+        self_log_qr_bots=exporter.self_log_qr_bots,
+    )
     if args.format == "json":
         doc = {"bots": [bot_document(v, with_qr=True) for v in views]}
         print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -67,6 +67,7 @@ class ExporterSettings:
     poll_interval: float = 1.0
     max_line_bytes: int = 65536
     bots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (bot, (path, ...)), in config order
+    self_log_qr_bots: frozenset[str] = frozenset()  # bots whose QRs count only from a self-log
 
     @property
     def listen_address(self) -> str:
@@ -154,13 +155,17 @@ def check_keys(
             errors.append(f"{where}.{key}: unknown key (known: {', '.join(known)})")
 
 
-def _parse_bots(raw: object, errors: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+QR_SOURCES = ("any", "self-log")
+
+
+def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
+    """`bots:` → the ExporterSettings fields it sets (bots, self_log_qr_bots)."""
     if raw is None:
-        return ()
+        return {}
     if not isinstance(raw, dict):
         errors.append("bots: expected a mapping of bot name → {logs: [...]}")
-        return ()
-    bots = []
+        return {}
+    bots, self_log_only = [], set()
     for name, body in raw.items():
         where = f"bots.{name}"
         if not isinstance(name, str) or not BOT_NAME.match(name):
@@ -169,12 +174,17 @@ def _parse_bots(raw: object, errors: list[str]) -> tuple[tuple[str, tuple[str, .
         if not isinstance(body, dict):
             errors.append(f"{where}: expected a mapping with a 'logs' list")
             continue
-        check_keys(body, {"logs"}, where, errors)
+        check_keys(body, {"logs", "qr_source"}, where, errors)
+        source = body.get("qr_source", "any")
+        if source not in QR_SOURCES:
+            errors.append(f"{where}.qr_source: expected one of {', '.join(QR_SOURCES)}")
+        elif source == "self-log":
+            self_log_only.add(name)
         if "logs" not in body:
             errors.append(f"{where}.logs: required")
             continue
         bots.append((name, _str_list(body["logs"], f"{where}.logs", errors)))
-    return tuple(bots)
+    return {"bots": tuple(bots), "self_log_qr_bots": frozenset(self_log_only)}
 
 
 def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
@@ -232,7 +242,7 @@ def parse_config(raw: object, source: str = "config") -> Config:
     known = {"exporter", "bots", "receiver", "bot"}
     check_keys({k: v for k, v in raw.items() if k != "commands"}, known, "config", errors)
     exporter = _parse_exporter(raw.get("exporter"), errors)
-    exporter = replace(exporter, bots=_parse_bots(raw.get("bots"), errors))
+    exporter = replace(exporter, **_parse_bots(raw.get("bots"), errors))
     seen: dict[str, str] = {}
     for name, paths in exporter.bots:
         for path in paths:

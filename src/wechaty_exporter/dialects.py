@@ -409,12 +409,21 @@ def _strip(raw: str) -> str:
 class LineParser:
     """One per log file (it holds the two-line QRCodeTerminal entry in progress)."""
 
-    __slots__ = ("_hosts", "_pending_at", "_pending_fresh", "_tz", "entry_lines")
+    __slots__ = (
+        "_hosts", "_pending_at", "_pending_fresh", "_self_log_qr_only", "_tz", "entry_lines",
+    )  # fmt: skip
 
     def __init__(
-        self, allowed_qr_hosts: Sequence[str] = DEFAULT_QR_HOSTS, tz: tzinfo | None = None
+        self,
+        allowed_qr_hosts: Sequence[str] = DEFAULT_QR_HOSTS,
+        tz: tzinfo | None = None,
+        *,
+        self_log_qr_only: bool = False,
     ) -> None:
+        """`self_log_qr_only`: take login QRs only from self-log lines, which a chat message
+        cannot forge; a Waiting scan of any plain-text dialect becomes a RejectedQr."""
         self._hosts = _normalize_hosts(allowed_qr_hosts)
+        self._self_log_qr_only = self_log_qr_only
         self._tz = tz
         self._pending_at: float | None = None  # a QRCodeTerminal Waiting line awaits its URL line
         self._pending_fresh = False  # ... and it was set by the current physical line
@@ -705,7 +714,8 @@ class LineParser:
                 return
             if 0 <= status < len(_STATUSES):
                 qr = fields.get("qrcode")
-                self._scan(at, status, qr if isinstance(qr, str) else None, False, out)
+                qr = qr if isinstance(qr, str) else None
+                self._scan(at, status, qr, False, out, self_log=True)
 
     def _pm2_json(
         self, raw: str, head: str, pos: int, truncated: bool, now: float, out: list[Event]
@@ -735,15 +745,28 @@ class LineParser:
 
     # -- scans ----------------------------------------------------------------------------------
 
-    def _scan(self, at: float, number: int, qr: str | None, cut: bool, out: list[Event]) -> None:
+    def _scan(
+        self,
+        at: float,
+        number: int,
+        qr: str | None,
+        cut: bool,
+        out: list[Event],
+        *,
+        self_log: bool = False,
+    ) -> None:
         if number >= len(_STATUSES):
             return
         if number == ScanStatus.WAITING:
-            out.append(self._waiting(at, qr, cut))
+            out.append(self._waiting(at, qr, cut, self_log=self_log))
         else:
             out.append(Scan(at, _STATUSES[number]))
 
-    def _waiting(self, at: float, qr: str | None, cut: bool) -> Scan | RejectedQr:
+    def _waiting(
+        self, at: float, qr: str | None, cut: bool, *, self_log: bool = False
+    ) -> Scan | RejectedQr:
+        if self._self_log_qr_only and not self_log:
+            return RejectedQr(at, "qr not from the self-log")
         if cut:
             return RejectedQr(at, "qr too long")
         if not qr:

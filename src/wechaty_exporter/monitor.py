@@ -62,8 +62,9 @@ class Monitor:
         self.ready = asyncio.Event()
         self.start_report: StartReport | None = None
 
-    def _new_parser(self) -> LineParser:
-        return LineParser(self.settings.qr_hosts)
+    def _new_parser(self, bot: str) -> LineParser:
+        only = bot in self.settings.self_log_qr_bots
+        return LineParser(self.settings.qr_hosts, self_log_qr_only=only)
 
     # -- reading side (HTTP handlers) --------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Monitor:
 
     def _cold_start(self, path: str, bot: str) -> Start:
         try:
-            found = scan_backwards(path, self._new_parser)
+            found = scan_backwards(path, lambda: self._new_parser(bot))
         except FileNotFoundError:
             return "start"  # waited for; read from its beginning once it appears
         except OSError as exc:
@@ -175,7 +176,7 @@ class Monitor:
         if parser is None:
             while len(per_path) >= 3:  # this file, and the rotated ones still being drained
                 del per_path[next(iter(per_path))]
-            parser = per_path[key] = self._new_parser()
+            parser = per_path[key] = self._new_parser(self._bot_of[chunk.path])
         return parser
 
     def _current_cursor(self, path: str) -> Cursor | None:

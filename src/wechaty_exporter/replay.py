@@ -7,7 +7,7 @@ a log through rotations must equal the state after replaying every line it was g
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from wechaty_exporter.collector import BotView, FileView
 from wechaty_exporter.dialects import DEFAULT_QR_HOSTS, LineParser
@@ -29,14 +29,20 @@ def replay_lines(state: BotState, parser: LineParser, lines: Iterable[str], now:
 
 
 def replay_file(
-    state: BotState, path: str, *, qr_hosts: Sequence[str] | None = None, max_line: int = 65536
+    state: BotState,
+    path: str,
+    *,
+    qr_hosts: Sequence[str] | None = None,
+    self_log_qr_only: bool = False,
+    max_line: int = 65536,
 ) -> None:
     """Replay one file into `state`. Lines without a full date get the file's mtime.
 
     Reads 256 KiB blocks; `LineParser.feed_block` skips the lines that cannot hold an event
     without decoding them, so replay runs at close to the speed of reading the file.
     """
-    parser = LineParser(tuple(qr_hosts) if qr_hosts else DEFAULT_QR_HOSTS)
+    hosts = tuple(qr_hosts) if qr_hosts else DEFAULT_QR_HOSTS
+    parser = LineParser(hosts, self_log_qr_only=self_log_qr_only)
     apply = state.apply
     lines = 0
     with open(path, "rb") as f:
@@ -65,13 +71,16 @@ def replay_file(
 
 
 def replay_files(
-    targets: Sequence[tuple[str, str]], *, qr_hosts: Sequence[str] | None = None
+    targets: Sequence[tuple[str, str]],
+    *,
+    qr_hosts: Sequence[str] | None = None,
+    self_log_qr_bots: Collection[str] = (),
 ) -> list[BotView]:
     """(bot, path) pairs → one view per bot, files replayed in the order given."""
     states: dict[str, BotState] = {}
     files: dict[str, list[FileView]] = {}
     for bot, path in targets:
         state = states.setdefault(bot, BotState())
-        replay_file(state, path, qr_hosts=qr_hosts)
+        replay_file(state, path, qr_hosts=qr_hosts, self_log_qr_only=bot in self_log_qr_bots)
         files.setdefault(bot, []).append(FileView(path, True, 0, 0, 0, 0))
     return [BotView(bot, states[bot], tuple(files[bot])) for bot in states]

@@ -191,3 +191,10 @@ def test_the_bot_section_with_commands_is_accepted(tmp_path: Path) -> None:
     )
     assert config.raw["bot"]["name"] == "alice"
     assert parse_config({"bot": None}).raw == {"bot": None}  # an empty section: defaults
+
+
+def test_qr_source_per_bot() -> None:
+    raw = {"bots": {"a": {"logs": ["/a"], "qr_source": "self-log"}, "b": {"logs": ["/b"]}}}
+    assert parse_config(raw).exporter.self_log_qr_bots == frozenset({"a"})
+    with pytest.raises(ConfigError, match=r"bots.b.qr_source: expected one of any, self-log"):
+        parse_config({"bots": {"b": {"logs": ["/b"], "qr_source": "brolog"}}})

@@ -475,6 +475,24 @@ def test_chat_that_forges_a_full_line_yields_only_a_rejected_qr() -> None:
     assert feed(*lines) == [RejectedQr(NOW, "host not allowed")]
 
 
+@pytest.mark.parametrize(
+    ("forged", "at"),
+    [
+        (f"10:00:01 INFO StarterBot onScan: Waiting(2) - {QR}", NOW),
+        (f"{EL}scan: {QR},2,", NOW),
+        (py_scan("<ScanStatus.Waiting: 2>", repr(QR)), T_PY),
+    ],
+)
+def test_self_log_qr_only_rejects_genuine_urls_from_plain_text(forged: str, at: float) -> None:
+    """A forged line can carry a real WeChat login URL (the sender's own web-login session):
+    with self_log_qr_only, only the self-log, which cannot be forged, supplies QRs."""
+    parser = LineParser(tz=CST, self_log_qr_only=True)
+    assert parser.feed(forged, NOW) == [RejectedQr(at, "qr not from the self-log")]
+    genuine = format_self_log("scan", {"status": 2, "qrcode": QR}, NOW)
+    assert parser.feed(genuine, NOW) == [Scan(NOW, ScanStatus.WAITING, QR)]
+    assert LineParser(tz=CST).feed(forged, NOW) == [Scan(at, ScanStatus.WAITING, QR)]
+
+
 CHAT_LOOKALIKES = [
     f"10:00:00 INFO StarterBot Message#Text[🗣Contact<M>@Room<R>]\tonScan: Waiting(2) - {QR}",
     f"10:00:00 INFO Bot Message#Text[🗣Contact<M>]\t10:00:00 INFO Bot onScan: Waiting(2) - {QR}",

@@ -179,3 +179,28 @@ async def test_metrics_are_text_format_and_gzip(duet: tuple[TestClient, Path, Pa
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert resp.headers["Content-Encoding"] == "gzip"
     assert "wechaty_exporter_build_info" in await resp.text()
+
+
+async def test_self_log_qr_source(tmp_path: Path, aiohttp_client: Any) -> None:
+    """`bots.bob.qr_source: self-log`: a scan line in brolog, even with a genuine WeChat URL,
+    is rejected; the self-log's scan is taken."""
+    from wechaty_exporter.dialects import format_self_log
+
+    bob = tmp_path / "bob.log"
+    monitor = Monitor(
+        ExporterSettings(
+            bots=(("bob", (str(bob),)),), poll_interval=0.2, self_log_qr_bots=frozenset({"bob"})
+        )
+    )
+    client = await aiohttp_client(create_exporter_app(monitor))
+    await eventually(lambda: _ready(client))
+    append(bob, f"10:00:01 INFO StarterBot onScan: Waiting(2) - {QR}")
+    await eventually(lambda: _rejected(client, 1))
+    assert (await client.get("/api/v1/bots/bob/qr")).status == 404
+    append(bob, format_self_log("scan", {"status": 2, "qrcode": QR}, 1_800_000_000.0))
+    await eventually(lambda: _has_qr(client))
+
+
+async def _rejected(client: TestClient, n: int) -> bool:
+    text = await (await client.get("/metrics")).text()
+    return f'wechaty_exporter_rejected_qr_total{{bot="bob"}} {n}.0' in text

@@ -21,6 +21,7 @@ from tests.deploy.cli_flags import command_problems
 from tests.integration.harness import Tool, require_binary
 
 from wechaty_exporter.bot_settings import parse_bot_settings
+from wechaty_exporter.config import load_config
 from wechaty_exporter.receiver_settings import parse_receiver_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,12 +167,13 @@ def test_bot_configs_parse_and_their_self_logs_are_what_the_exporter_follows(
     assert self_log is not None
     volume = _mounts(service)[str(self_log.parent)]
     exporter = services["exporter"]
-    logs = dict(
-        a.removeprefix("--log=").split("=", 1)
-        for a in exporter["command"]
-        if a.startswith("--log=")
-    )
-    followed = PurePosixPath(logs[bot])
+    exporter_flag = next(a for a in exporter["command"] if a.startswith("--config="))
+    exporter_path = PurePosixPath(exporter_flag.split("=", 1)[1])
+    exporter_dir = _mounts(exporter)[str(exporter_path.parent)]
+    exporter_config = load_config(DEPLOY / exporter_dir / exporter_path.name).exporter
+    assert bot in exporter_config.self_log_qr_bots  # QRs only from the unforgeable self-log
+    (followed_path,) = dict(exporter_config.bots)[bot]
+    followed = PurePosixPath(followed_path)
     assert _mounts(exporter)[str(followed.parent)] == volume
     assert followed.name == self_log.name
     # The other bot is whom this one tells the admin about.
