@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.integration.harness import (
@@ -34,16 +33,6 @@ receivers:
   - name: peer-bob
   - name: peer-alice
 """
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.failed:
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, Processes):
-                report.sections.extend(value.log_sections())
-    return report
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.integration.harness import (
@@ -23,16 +22,6 @@ from tests.integration.harness import (
     start_prometheus,
     wait_until,
 )
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.failed:
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, Processes):
-                report.sections.extend(value.log_sections())
-    return report
 
 
 @pytest.fixture(scope="session")

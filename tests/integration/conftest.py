@@ -25,17 +25,6 @@ from tests.integration.harness import (
     start_prometheus,
 )
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.failed:
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, Processes):
-                report.sections.extend(value.log_sections())
-    return report
-
-
 # --- fixtures ----------------------------------------------------------------------------------
 
 
