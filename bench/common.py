@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import platform
 import re
@@ -287,12 +286,6 @@ def wait_ready(proc: Proc, address: str, timeout: float = 60.0) -> None:
         return get_ok(address, "/-/ready")
 
     wait_for(probe, timeout, f"{proc.argv[0]} at {address}/-/ready", interval=0.005)
-
-
-def bots_doc(http_: Http) -> dict[str, dict[str, Any]]:
-    status, body, _ = http_.get("/api/v1/bots")
-    assert status == 200, status
-    return {b["bot"]: b for b in json.loads(body)["bots"]}
 
 
 # --- the machine -------------------------------------------------------------------------------

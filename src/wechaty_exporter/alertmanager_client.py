@@ -6,14 +6,13 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from wechaty_exporter.alerts import parse_rfc3339
+from wechaty_exporter.alerts import parse_rfc3339, rfc3339
 
 
 class AlertmanagerError(Exception):
@@ -102,12 +101,6 @@ class Silence:
             if m.name == label and m.is_equal and not m.is_regex:
                 return m.value
         return None
-
-
-def rfc3339(ts: float) -> str:
-    return (
-        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 class AlertmanagerClient:

@@ -91,6 +91,13 @@ def dedupe_key(fingerprint: str, status: str, starts_at_raw: str) -> str:
     return f"{fingerprint}|{status}|{starts_at_raw}"
 
 
+def rfc3339(ts: float) -> str:
+    """Unix seconds → RFC 3339 in UTC with milliseconds, e.g. 2026-11-25T01:02:03.456Z."""
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
 def parse_rfc3339(text: str) -> float | None:
     """RFC 3339 (as Go and Python write it) → Unix seconds; Go's zero time → None.
 

@@ -32,7 +32,7 @@ import logging
 import time
 import zoneinfo
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
@@ -49,25 +49,18 @@ from wechaty_exporter.commands import (
 )
 from wechaty_exporter.commands_settings import CommandsSettings
 from wechaty_exporter.exporter_client import ExporterClient
-from wechaty_exporter.messengers import DeliveryError
+from wechaty_exporter.messengers import DeliveryError, Messenger
 from wechaty_exporter.receiver_settings import ReceiverSettings
 from wechaty_exporter.runner import LocalRunner
 
 if TYPE_CHECKING:  # importing wechaty_compat imports python-wechaty
     from wechaty_exporter.messengers.wechaty_compat import IncomingText
 
-__all__ = ["ACK_CHECK_INTERVAL", "ChatCommands", "CommandsCollector", "Replier"]
+__all__ = ["ACK_CHECK_INTERVAL", "ChatCommands", "CommandsCollector"]
 
 log = logging.getLogger(__name__)
 
 ACK_CHECK_INTERVAL = 60.0  # seconds between checks for `ack` silences whose alerts resolved
-
-
-class Replier(Protocol):
-    """Sends to one contact id: a `WechatyMessenger`."""
-
-    async def send_text(self, to: str, text: str, *, bot: str) -> None: ...
-    async def send_image(self, to: str, png: bytes, *, bot: str, filename: str) -> None: ...
 
 
 class CommandsCollector:
@@ -124,10 +117,6 @@ class ChatCommands:
         self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @property
-    def state(self) -> CommandState:
-        return self.context.state
-
     def collector(self) -> CommandsCollector:
         return CommandsCollector(self.context.state)
 
@@ -135,7 +124,7 @@ class ChatCommands:
         """For the hosted receiver: whether to send about `bot` (`rescue on|off <bot>`)."""
         return self.rescue.rescue_enabled(bot)
 
-    async def on_text(self, message: IncomingText, replier: Replier) -> None:
+    async def on_text(self, message: IncomingText, replier: Messenger) -> None:
         """Handle one received text; send the replies to its talker. Never raises."""
         if not message.talker_id:
             return
@@ -154,7 +143,7 @@ class ChatCommands:
         except Exception:
             log.exception("chat command from %s failed", sender.id)
 
-    async def _send(self, replier: Replier, to: str, replies: list[Reply]) -> None:
+    async def _send(self, replier: Messenger, to: str, replies: list[Reply]) -> None:
         for i, reply in enumerate(replies):
             try:
                 if reply.kind == "image":

@@ -15,13 +15,13 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from wechaty_exporter.bot_settings import BotSettings, apply_bot_flags
 from wechaty_exporter.config import load_config
+from wechaty_exporter.receiver_main import until_signalled
 from wechaty_exporter.receiver_settings import parse_admin_flags
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,8 @@ def run_bot_cli(args: argparse.Namespace) -> int:
     if not settings.receiver.admins and not settings.receiver.fallback_admins:
         log.warning("no admins configured (--admin BOT=CONTACT): alerts will reach nobody")
 
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await run_peer_bot(settings, service)
-        except asyncio.CancelledError:
-            log.info("stopped")
-
     try:
-        asyncio.run(main())
+        asyncio.run(until_signalled(run_peer_bot(settings, service), log))
     except (BotStartError, OSError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from wechaty_exporter.commands_settings import CommandsSettings, parse_commands_settings
-from wechaty_exporter.config import BOT_NAME, ConfigError, check_keys, parse_duration, read_secret
+from wechaty_exporter.config import (
+    BOT_NAME,
+    ConfigError,
+    check_keys,
+    parse_duration,
+    parse_secret_file,
+)
 from wechaty_exporter.receiver_settings import (
     ReceiverSettings,
     apply_receiver_flags,
@@ -167,14 +173,9 @@ def _puppet(value: object, where: str, errors: list[str]) -> PuppetSettings:
         else:
             errors.append(f"{where}.endpoint: expected host:port, got {endpoint!r}")
     if "token_file" in value:
-        path = value["token_file"]
-        if not isinstance(path, str) or not path:
-            errors.append(f"{where}.token_file: expected a file path, got {path!r}")
-        else:
-            try:
-                changes["token"] = read_secret(Path(path), f"{where}.token_file")
-            except ConfigError as exc:
-                errors.extend(exc.problems)
+        token = parse_secret_file(value["token_file"], f"{where}.token_file", errors)
+        if token is not None:
+            changes["token"] = token
     for key in ("start_timeout", "reconnect_max_delay"):
         if key in value:
             seconds = parse_duration(value[key], f"{where}.{key}", errors)

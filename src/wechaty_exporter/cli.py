@@ -33,6 +33,13 @@ def _env(flag: str) -> str | None:
     return os.environ.get(ENV_PREFIX + flag.lstrip("-").replace(".", "_").replace("-", "_").upper())
 
 
+def _state_dir_default() -> str | None:
+    """--state-dir's default: its environment variable, else the first of systemd's
+    $STATE_DIRECTORY (a colon-separated list when a unit names several)."""
+    systemd = os.environ.get("STATE_DIRECTORY")
+    return _env("state-dir") or (systemd.split(":")[0] if systemd else None)
+
+
 def _log_flag(value: str) -> tuple[str, str]:
     try:
         return parse_log_flag(value)
@@ -88,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--state-dir",
-        default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        default=_state_dir_default(),
         metavar="DIR",
         help="where read positions and bot states are saved so restarts lose nothing "
         "(default: $STATE_DIRECTORY; without one, each start recovers from the logs' ends)",
@@ -154,7 +161,7 @@ def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
         help="who is told about BOT; repeat for more",
     )  # fmt: skip
     p.add_argument(
-        "--state-dir", default=_env("state-dir") or os.environ.get("STATE_DIRECTORY"),
+        "--state-dir", default=_state_dir_default(),
         metavar="DIR", help=state_help,
     )  # fmt: skip
     _add_common(p)

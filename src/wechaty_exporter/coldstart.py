@@ -8,16 +8,14 @@ decisive event is, not on the size of the log. The tailer then follows from `end
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from wechaty_exporter.dialects import LineParser
 from wechaty_exporter.events import Event, is_decisive
-from wechaty_exporter.tailer import Cursor, cursor_at
+from wechaty_exporter.tailer import Cursor, cursor_at, open_regular
 
 FIRST_BLOCK = 64 * 1024
 DEFAULT_MAX_SCAN = 256 * 1024 * 1024
@@ -72,12 +70,11 @@ def scan_backwards(
     `now` is the read time given to lines without a full date; by default the file's mtime, the
     best bound there is for lines written before the exporter started.
     """
-    with _open_regular(path) as f:
-        st = os.fstat(f.fileno())
-        size = st.st_size
+    f, st = _open_regular(path)
+    with f:
         when = st.st_mtime if now is None else now
-        end = _end_of_last_line(f, size)
-        result = ColdStart(end=end, cursor=cursor_at(f.fileno(), end))
+        end = _end_of_last_line(f, st.st_size)
+        result = ColdStart(end=end, cursor=cursor_at(f.fileno(), st, end))
         window = first_block
         while True:
             start = max(0, end - window)
@@ -99,15 +96,13 @@ def scan_backwards(
             window = min(window * 4, max_scan)
 
 
-def _open_regular(path: str) -> BinaryIO:
-    """Open a regular file for reading. A FIFO is opened without blocking (a plain open() waits
-    for a writer forever) and refused like any other non-regular file, with an OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+def _open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """The tailer's open_regular (never blocks on a FIFO; OSError for anything not a regular
+    file) as a blocking file object, with its fstat."""
+    fd, st = open_regular(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb"), st
     except BaseException:
         os.close(fd)
         raise

@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import pyotp
 
-from wechaty_exporter.alerts import format_duration, format_time, parse_rfc3339
+from wechaty_exporter.alerts import clip, format_duration, format_time, parse_rfc3339
 from wechaty_exporter.commands_settings import CommandsSettings, Policy
 from wechaty_exporter.qrimage import qr_png
 
@@ -359,7 +359,7 @@ def parse_command(text: str, settings: CommandsSettings) -> Command | Usage | No
     word = words[0].lower().removeprefix("/")
     args = list(words[1:])
     if word not in WORDS:
-        return Usage("unknown", f"Unknown command {_clip(words[0], 40)!r}. Send help.", text)
+        return Usage("unknown", f"Unknown command {clip(words[0], 40)!r}. Send help.", text)
     key = word
     if word == "rescue":
         direction = args[0].lower() if args else ""
@@ -413,7 +413,7 @@ def parse_command(text: str, settings: CommandsSettings) -> Command | Usage | No
         return usage("Usage: silence <bot> <duration> [comment], e.g. silence bob 2h moving house")
     seconds = parse_duration(args[1])
     if seconds is None:
-        return usage(f"silence: {_clip(args[1], 20)!r} is not a duration like 30m, 2h or 1d")
+        return usage(f"silence: {clip(args[1], 20)!r} is not a duration like 30m, 2h or 1d")
     if seconds < 60 or seconds > settings.silence_max:
         return usage(
             f"silence: the duration must be from 1 min to {format_duration(settings.silence_max)}"
@@ -596,10 +596,6 @@ def clean_line(line: str) -> str:
     return _CONTROL.sub("", _ANSI.sub("", line))
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _when(ts: float | None, now: float, tz: tzinfo) -> str:
     if ts is None:
         return "unknown"
@@ -675,7 +671,7 @@ def alerts_text(alerts: Sequence[AlertInfo], *, now: float, tz: tzinfo) -> str:
         lines.append(f"{name}{about}: since {_when(alert.starts_at, now, tz)}{mark}")
         summary = alert.annotations.get("summary", "").strip()
         if summary:
-            lines.append(f"  {_clip(summary, 200)}")
+            lines.append(f"  {clip(summary, 200)}")
     if len(ordered) > MAX_ALERTS_SHOWN:
         lines.append(f"… and {len(ordered) - MAX_ALERTS_SHOWN} more")
     return "\n".join(lines)
@@ -691,7 +687,7 @@ def silences_text(silences: Sequence[SilenceInfo], *, now: float, tz: tzinfo) ->
         until = format_time(s.ends_at, tz) if s.ends_at is not None else "?"
         lines.append(f"{s.id} {bot} until {until}{state} by {s.created_by or '?'}")
         if s.comment:
-            lines.append(f"  {_clip(s.comment, 200)}")
+            lines.append(f"  {clip(s.comment, 200)}")
     return "\n".join(lines)
 
 
@@ -792,7 +788,7 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
 
 async def _sender_bots(ctx: CommandContext, sender: Sender, now: float) -> tuple[str, ...]:
     direct = admin_bots(sender, ctx.admins, {})
-    if ctx.resolver is None or sender.is_self or sender.room is not None:
+    if ctx.resolver is None:  # handle_message already answered self and group messages
         return direct
     resolved: dict[str, str | None] = {}
     for contacts in ctx.admins.values():
@@ -817,7 +813,7 @@ def _precheck(ctx: CommandContext, bots: Sequence[str], command: Command) -> str
     """Why `command` cannot run for this admin at all (before any YES or code is asked)."""
     s = ctx.settings
     if command.bot is not None and command.bot not in bots:
-        return f"Unknown bot {_clip(command.bot, 40)!r}. Your bots: {', '.join(bots)}"
+        return f"Unknown bot {clip(command.bot, 40)!r}. Your bots: {', '.join(bots)}"
     word = command.word
     if word in ("status", "qr") and ctx.exporter is None:
         return f"{word}: no exporter is configured."
@@ -847,10 +843,10 @@ def _audit(
         sender=sender.id,
         sender_name=sender.name,
         command=key,
-        text=_clip(_CODE_ANYWHERE.sub("******", shown), 300),
+        text=clip(_CODE_ANYWHERE.sub("******", shown), 300),
         outcome=outcome,
         bot=bot,
-        detail=_clip(detail, 300),
+        detail=clip(detail, 300),
     )
     ctx.state.outcomes[(key, outcome)] += 1
     try:
@@ -884,7 +880,7 @@ async def _run(
         if not hasattr(exc, "reason"):
             log.exception("command %s failed", command.shown)
         _audit(ctx, sender, now, command.key, command.shown, "failed", command.bot, reason)
-        return _texts(ctx, f"{command.shown}: failed: {_clip(reason, 500)}")
+        return _texts(ctx, f"{command.shown}: failed: {clip(reason, 500)}")
     _audit(
         ctx,
         sender,
@@ -1020,7 +1016,7 @@ async def _unsilence(
     if len(matches) != 1:
         why = "matches several silences" if matches else "is no active silence of your bots"
         return (
-            _texts(ctx, f"{_clip(wanted, 40)!r} {why}. Send: silences"),
+            _texts(ctx, f"{clip(wanted, 40)!r} {why}. Send: silences"),
             "usage",
             "not found",
         )
@@ -1093,7 +1089,7 @@ def restart_text(bot: str, result: RunInfo, limit: int) -> tuple[str, Outcome, s
     """One message: how the restart command ended and the tail of its output."""
     if result.error is not None:
         head = f"restart {bot}: could not run the command: {result.error}"
-        return _clip(head, limit), "failed", result.error
+        return clip(head, limit), "failed", result.error
     if result.timed_out:
         head = f"restart {bot}: no exit within {result.duration:.1f} s; killed."
         note = "timed out, killed"
@@ -1131,7 +1127,7 @@ async def _log(
             continue
         more = " (clipped: long lines)" if clipped else ""
         head = f"{path.name}, last {len(lines)} lines{more}:"
-        parts.append("\n".join([head, *(_clip(clean_line(x), MAX_LOG_LINE_CHARS) for x in lines)]))
+        parts.append("\n".join([head, *(clip(clean_line(x), MAX_LOG_LINE_CHARS) for x in lines)]))
     outcome: Outcome = "failed" if failed == len(parts) else "ok"
     replies = _texts(ctx, "\n\n".join(parts))
     if len(replies) > MAX_LOG_MESSAGES:  # keep the end, where the news is

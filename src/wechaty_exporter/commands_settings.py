@@ -35,7 +35,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from wechaty_exporter.config import BOT_NAME, ConfigError, check_keys, parse_duration, read_secret
+from wechaty_exporter.config import (
+    ConfigError,
+    check_keys,
+    parse_bot_key,
+    parse_duration,
+    parse_secret_file,
+)
 
 Policy = Literal["none", "confirm", "totp"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)
@@ -190,13 +196,8 @@ def load_commands_settings(
 
 
 def _totp_secret(value: object, where: str, errors: list[str]) -> str | None:
-    if not isinstance(value, str) or not value:
-        errors.append(f"{where}: expected the path of a file holding the base32 secret")
-        return None
-    try:
-        secret = read_secret(Path(value), where)
-    except ConfigError as exc:
-        errors.extend(exc.problems)
+    secret = parse_secret_file(value, where, errors)
+    if secret is None:
         return None
     normalized = secret.replace(" ", "").upper()
     try:
@@ -229,13 +230,6 @@ def _security(value: object, where: str, errors: list[str]) -> tuple[tuple[str, 
     return tuple(out)
 
 
-def _bot_key(bot: object, where: str, errors: list[str]) -> str | None:
-    if isinstance(bot, str) and BOT_NAME.match(bot):
-        return bot
-    errors.append(f"{where}.{bot}: bot name must match {BOT_NAME.pattern}")
-    return None
-
-
 def _restart(
     value: object, where: str, errors: list[str]
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -244,7 +238,7 @@ def _restart(
         return ()
     out: list[tuple[str, tuple[str, ...]]] = []
     for bot, argv in value.items():
-        if _bot_key(bot, where, errors) is None:
+        if parse_bot_key(bot, where, errors) is None:
             continue
         if (
             not isinstance(argv, list)
@@ -269,7 +263,7 @@ def _log_files(
         return ()
     out: list[tuple[str, tuple[Path, ...]]] = []
     for bot, paths in value.items():
-        if _bot_key(bot, where, errors) is None:
+        if parse_bot_key(bot, where, errors) is None:
             continue
         items = [paths] if isinstance(paths, str) else paths
         if not isinstance(items, list) or not items:

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from wechaty_exporter.bot_settings import BotSettings
     from wechaty_exporter.receiver_settings import ReceiverSettings
 
-DEFAULT_LISTEN = "127.0.0.1:9839"
 BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -71,8 +70,7 @@ class ExporterSettings:
 
     @property
     def listen_address(self) -> str:
-        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
-        return f"{host}:{self.listen_port}"
+        return format_address(self.listen_host, self.listen_port)
 
     def logs(self) -> dict[str, str]:
         """path → bot."""
@@ -118,6 +116,31 @@ def parse_listen_address(value: object, where: str, errors: list[str]) -> tuple[
         errors.append(f"{where}: port must be a number from 0 to 65535, got {port_text!r}")
         return None
     return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    """HOST:PORT, an IPv6 host in brackets: the inverse of `parse_listen_address`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_bot_key(value: object, where: str, errors: list[str]) -> str | None:
+    """A mapping key under `where` that must be a bot name; reports `where.<key>` otherwise."""
+    if isinstance(value, str) and BOT_NAME.match(value):
+        return value
+    errors.append(f"{where}.{value}: bot name must match {BOT_NAME.pattern}")
+    return None
+
+
+def parse_secret_file(value: object, where: str, errors: list[str]) -> str | None:
+    """`*_file: PATH` → the secret that file holds (`read_secret`); problems go to `errors`."""
+    if not isinstance(value, str) or not value:
+        errors.append(f"{where}: expected the path of a file holding the secret, got {value!r}")
+        return None
+    try:
+        return read_secret(Path(value), where)
+    except ConfigError as exc:
+        errors.extend(exc.problems)
+        return None
 
 
 def parse_log_flag(value: str) -> tuple[str, str]:
@@ -167,10 +190,9 @@ def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
         return {}
     bots, self_log_only = [], set()
     for name, body in raw.items():
-        where = f"bots.{name}"
-        if not isinstance(name, str) or not BOT_NAME.match(name):
-            errors.append(f"{where}: bot name must match {BOT_NAME.pattern}")
+        if parse_bot_key(name, "bots", errors) is None:
             continue
+        where = f"bots.{name}"
         if not isinstance(body, dict):
             errors.append(f"{where}: expected a mapping with a 'logs' list")
             continue

@@ -228,6 +228,10 @@ def format_self_log(kind: str, fields: Mapping[str, object], at: float, level: s
 # Line structure
 
 _ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# Date and time fragments shared by the line-structure patterns below.
+_YMD = r"\d{4}-\d\d-\d\d"
+_HMS = r"\d\d:\d\d:\d\d"
+_PY_STAMP = rf"{_YMD} {_HMS},\d{{3}} - "  # python logging's asctime and separator
 # y mo d sep h mi s fsep frac offset
 _DATE_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)([T ])(\d\d):(\d\d):(\d\d)"
@@ -237,25 +241,25 @@ _DATE_RE = re.compile(
 _PM2_CONSOLE_RE = re.compile(r"(?:\d{1,6}\|)?[^\s|]{1,64} *\| ", re.ASCII)
 # A pm2 --time / log_date_format prefix ("<date>: ") or a docker logs -t stamp ("<date>Z ").
 _DATE_WRAPPER_RE = re.compile(
-    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?"
+    rf"{_YMD}[T ]{_HMS}(?:[.,]\d{{1,9}})?"
     r"(?:(?: ?(?:Z|[+-]\d\d(?::?\d\d)?))?: |(?:Z|[+-]\d\d:?\d\d) )",
     re.ASCII,
 )
-_PYTHON_RE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (\S+) - ([A-Z]+) - ", re.ASCII)
+_PYTHON_RE = re.compile(_PY_STAMP + r"(\S+) - ([A-Z]+) - ", re.ASCII)
 _SELF_RE = re.compile(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)"
-    r" ([A-Z]+) wechaty-exporter ([a-z][a-z0-9_]*) ",
+    rf"{_YMD}T{_HMS}(?:\.\d{{1,9}})?(?:Z|[+-]\d\d:?\d\d)"
+    rf" ([A-Z]+) {SELF_LOG_NAME} ([a-z][a-z0-9_]*) ",
     re.ASCII,
 )
-_BROLOG_RE = re.compile(r"\d\d:\d\d:\d\d +(ERR|WARN|INFO|VERB|SILL) +(\S+)(?: |\Z)", re.ASCII)
+_BROLOG_RE = re.compile(_HMS + r" +(ERR|WARN|INFO|VERB|SILL) +(\S+)(?: |\Z)", re.ASCII)
 # Classifies an unwrapped brolog or python-wechaty line: "brolog" / "python" when it may hold
 # an event (an error level, or a message that starts like one), "chat" when it cannot.
 _DIALECT_RE = re.compile(
-    r"(?P<brolog>\d\d:\d\d:\d\d +(?:ERR|(?:WARN|INFO|VERB|SILL) +(?:EventLogger |QRCodeTerminal "
+    rf"(?P<brolog>{_HMS} +(?:ERR|(?:WARN|INFO|VERB|SILL) +(?:EventLogger |QRCodeTerminal "
     r"|\S+ (?=onScan: |Contact|EventLogger |QRCodeTerminal ))))"
-    r"|(?P<python>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - \S+ - "
+    rf"|(?P<python>{_PY_STAMP}\S+ - "
     r"(?:ERROR|CRITICAL|FATAL|[A-Z]+ - receive <))"
-    r"|(?P<chat>\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - )",
+    rf"|(?P<chat>{_HMS} |{_PY_STAMP})",
     re.ASCII,
 )
 

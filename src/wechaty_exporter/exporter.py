@@ -19,7 +19,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from wechaty_exporter import __version__
 from wechaty_exporter.collector import BotView, WechatyCollector
@@ -32,6 +31,8 @@ MONITOR = web.AppKey("monitor", Monitor)
 QR_TOKEN = web.AppKey("qr_token", str)  # "" when no token is configured
 
 NO_STORE = {"Cache-Control": "no-store"}
+# The Prometheus text format 0.0.4, spelled out: older prometheus_client releases lack a constant.
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -141,7 +142,7 @@ def metrics_handler(registry: CollectorRegistry) -> Handler:
 
     async def handle_metrics(request: web.Request) -> web.Response:
         response = web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
+            body=generate_latest(registry), headers={"Content-Type": TEXT_FORMAT}
         )
         response.enable_compression()
         return response

@@ -10,17 +10,16 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from wechaty_exporter import statefile
 from wechaty_exporter.coldstart import scan_backwards
 from wechaty_exporter.collector import BotView, FileView
 from wechaty_exporter.config import ExporterSettings
 from wechaty_exporter.dialects import LineParser
+from wechaty_exporter.replay import replay_lines
 from wechaty_exporter.state import BotState, PendingQr
 from wechaty_exporter.tailer import Cursor, Lines, Start, Tailer
 
@@ -154,11 +153,7 @@ class Monitor:
         parser = self._parser_for(chunk)
         now = self._clock()
         before = (state.logged_in, state.qr, state.known)
-        feed, apply = parser.feed, state.apply
-        for line in chunk.lines:
-            for event in feed(line, now):
-                apply(event)
-        state.saw_lines(len(chunk.lines), now)
+        replay_lines(state, parser, chunk.lines, now)
         # The drained tail of a rotated-away file may arrive after lines of its successor: the
         # position to save is always the file now at the path (None: not there yet).
         cursor = chunk.cursor if not chunk.rotated else self._current_cursor(chunk.path)
@@ -227,7 +222,6 @@ class Monitor:
             poll_interval=self.settings.poll_interval,
             max_line_bytes=self.settings.max_line_bytes,
             use_inotify=self._use_inotify,
-            clock=self._clock,
         )
         self.save()
         _freeze_startup_heap()
@@ -280,9 +274,3 @@ def _freeze_startup_heap() -> None:
         _heap_frozen = True
         gc.collect()
         gc.freeze()
-
-
-def default_state_dir() -> Path | None:
-    """$STATE_DIRECTORY (systemd's StateDirectory=) when set, else no persistence."""
-    value = os.environ.get("STATE_DIRECTORY")
-    return Path(value.split(":")[0]) if value else None

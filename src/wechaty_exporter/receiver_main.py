@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from wechaty_exporter.config import ConfigError, load_config
+from wechaty_exporter.config import ConfigError, format_address, load_config
 from wechaty_exporter.delivery_store import DeliveryStore
 from wechaty_exporter.exporter_client import ExporterClient
 from wechaty_exporter.messengers import Messenger
@@ -119,9 +119,22 @@ async def serve_receiver(
 
 def _address(sockname: object) -> str:
     if isinstance(sockname, tuple) and len(sockname) >= 2:
-        host, port = sockname[0], sockname[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return format_address(str(sockname[0]), sockname[1])
     return str(sockname)
+
+
+async def until_signalled(work: Awaitable[None], logger: logging.Logger = log) -> None:
+    """Await `work` until SIGINT/SIGTERM cancels it (the main task of `asyncio.run`); logs
+    "stopped" to `logger` then."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await work
+    except asyncio.CancelledError:
+        logger.info("stopped")
 
 
 def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
@@ -144,16 +157,5 @@ def run_receiver_cli(args: argparse.Namespace) -> int:
         log.warning("no admins configured (--admin BOT=CONTACT): alerts will reach nobody")
     state_dir = getattr(args, "state_dir", None)
 
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve_receiver(settings, state_dir=state_dir)
-        except asyncio.CancelledError:
-            log.info("stopped")
-
-    asyncio.run(main())
+    asyncio.run(until_signalled(serve_receiver(settings, state_dir=state_dir)))
     return 0

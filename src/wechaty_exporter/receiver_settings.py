@@ -45,9 +45,11 @@ from wechaty_exporter.config import (
     BOT_NAME,
     ConfigError,
     check_keys,
+    format_address,
+    parse_bot_key,
     parse_duration,
     parse_listen_address,
-    read_secret,
+    parse_secret_file,
 )
 
 DEFAULT_LISTEN_HOST = "127.0.0.1"
@@ -121,8 +123,7 @@ class ReceiverSettings:
 
     @property
     def listen_address(self) -> str:
-        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
-        return f"{host}:{self.listen_port}"
+        return format_address(self.listen_host, self.listen_port)
 
     def admins_for(self, bot: str | None) -> tuple[str, ...]:
         """Who is told about `bot`: its admins; for an alert without a bot label or about a bot
@@ -165,19 +166,14 @@ def parse_receiver_settings(
         if url:
             changes["exporter_url"] = url
     if "exporter_token_file" in raw:
-        changes["exporter_token"] = _secret(
+        changes["exporter_token"] = parse_secret_file(
             raw["exporter_token_file"], f"{where}.exporter_token_file", errors
         )
-    for key, attr in (
-        ("exporter_timeout", "exporter_timeout"),
-        ("dedupe_ttl", "dedupe_ttl"),
-        ("qr_wait", "qr_wait"),
-        ("qr_poll_interval", "qr_poll_interval"),
-    ):
+    for key in ("exporter_timeout", "dedupe_ttl", "qr_wait", "qr_poll_interval"):
         if key in raw:
             seconds = parse_duration(raw[key], f"{where}.{key}", errors)
             if seconds is not None:
-                changes[attr] = seconds
+                changes[key] = seconds
     if "admins" in raw:
         changes["admins"] = _admins(raw["admins"], f"{where}.admins", errors)
     if "fallback_admins" in raw:
@@ -288,17 +284,6 @@ def _http_url(value: object, where: str, errors: list[str]) -> str | None:
     return None
 
 
-def _secret(value: object, where: str, errors: list[str]) -> str | None:
-    if not isinstance(value, str) or not value:
-        errors.append(f"{where}: expected the path of a file holding the secret, got {value!r}")
-        return None
-    try:
-        return read_secret(Path(value), where)
-    except ConfigError as exc:
-        errors.extend(exc.problems)
-        return None
-
-
 def _contacts(value: object, where: str, errors: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -322,8 +307,7 @@ def _admins(
         return ()
     out: list[tuple[str, tuple[str, ...]]] = []
     for bot, contacts in value.items():
-        if not isinstance(bot, str) or not BOT_NAME.match(bot):
-            errors.append(f"{where}.{bot}: bot name must match {BOT_NAME.pattern}")
+        if parse_bot_key(bot, where, errors) is None:
             continue
         parsed = _contacts(contacts, f"{where}.{bot}", errors)
         if contacts == []:
@@ -341,7 +325,7 @@ def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
         errors.append(f"{where}: set exactly one of bearer_token_file and basic")
         return None
     if "bearer_token_file" in value:
-        token = _secret(value["bearer_token_file"], f"{where}.bearer_token_file", errors)
+        token = parse_secret_file(value["bearer_token_file"], f"{where}.bearer_token_file", errors)
         return AuthSettings("bearer", token) if token else None
     basic = value["basic"]
     if not isinstance(basic, Mapping):
@@ -353,7 +337,7 @@ def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
         errors.append(f"{where}.basic.username: must be a non-empty string without ':'")
     if "password" in basic:
         errors.append(f"{where}.basic.password: secrets are read from files; use password_file")
-    password = _secret(basic.get("password_file"), f"{where}.basic.password_file", errors)
+    password = parse_secret_file(basic.get("password_file"), f"{where}.basic.password_file", errors)
     if isinstance(username, str) and username and ":" not in username and password:
         return AuthSettings("basic", password, username=username)
     return None
@@ -407,7 +391,7 @@ def _messenger(value: object, where: str, errors: list[str]) -> MessengerSetting
         url = _http_url(value.get("url"), f"{where}.url", errors)
         token = None
         if "token_file" in value:
-            token = _secret(value["token_file"], f"{where}.token_file", errors)
+            token = parse_secret_file(value["token_file"], f"{where}.token_file", errors)
         timeout = 10.0
         if "timeout" in value:
             timeout = parse_duration(value["timeout"], f"{where}.timeout", errors) or timeout
@@ -424,10 +408,9 @@ def _login_tests(
         return ()
     out: list[tuple[str, LoginTestSettings]] = []
     for bot, spec in value.items():
-        here = f"{where}.{bot}"
-        if not isinstance(bot, str) or not BOT_NAME.match(bot):
-            errors.append(f"{here}: bot name must match {BOT_NAME.pattern}")
+        if parse_bot_key(bot, where, errors) is None:
             continue
+        here = f"{where}.{bot}"
         if not isinstance(spec, Mapping):
             errors.append(f"{here}: must be a mapping with to and text")
             continue

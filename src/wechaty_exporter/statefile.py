@@ -53,13 +53,6 @@ def load(state_dir: Path) -> Saved:
     return Saved(bots, cursors)
 
 
-def save(
-    state_dir: Path, bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor]]
-) -> None:
-    """Write atomically: temp file, fsync, rename, fsync the directory."""
-    write(state_dir, encode(bots, cursors))
-
-
 def encode(bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor]]) -> bytes:
     """The state file's bytes: a snapshot, taken where states and positions agree."""
     document: dict[str, Any] = {
@@ -71,8 +64,8 @@ def encode(bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor
 
 
 def write(state_dir: Path, data: bytes) -> None:
-    """Replace the state file with `data` atomically (blocking: fsyncs; callers on an event loop
-    run it in a thread, one write at a time)."""
+    """Replace the state file with `data` atomically: temp file, fsync, rename, fsync the
+    directory (blocking; callers on an event loop run it in a thread, one write at a time)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     target = state_dir / FILENAME
     tmp = state_dir / (FILENAME + ".tmp")

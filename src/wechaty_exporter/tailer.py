@@ -64,7 +64,6 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -141,7 +140,6 @@ class FileStats:
     read_errors: int = 0
     lines_cut: int = 0
     lines_read: int = 0
-    last_read_at: float | None = None
     problem: str | None = None
 
 
@@ -164,9 +162,9 @@ def _fingerprint(fd: int, length: int) -> tuple[int, str]:
     return len(head), hashlib.sha256(head).hexdigest()
 
 
-def cursor_at(fd: int, offset: int) -> Cursor:
-    """The Cursor for `offset` in the open regular file `fd`, as the tailer itself records it."""
-    st = os.fstat(fd)
+def cursor_at(fd: int, st: os.stat_result, offset: int) -> Cursor:
+    """The Cursor for `offset` in the open regular file `fd` (`st` its fstat), as the tailer
+    itself records it."""
     length, digest = _fingerprint(fd, min(st.st_size, FINGERPRINT_BYTES))
     return Cursor(offset, st.st_ino, st.st_dev, digest, length)
 
@@ -183,6 +181,28 @@ def _kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+class NotRegularFile(OSError):
+    """open_regular() found a directory, FIFO, device or socket; `kind` says which."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(errno.EINVAL, "not a regular file", path)
+        self.kind = kind
+
+
+def open_regular(path: str) -> tuple[int, os.stat_result]:
+    """Open `path` read-only and non-blocking (a plain open of a FIFO waits for a writer forever)
+    and fstat it; anything but a regular file is closed again and raises NotRegularFile."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path, _kind(st.st_mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 class _Reader:
@@ -379,7 +399,6 @@ class Tailer:
         poll_interval: float = 1.0,
         max_line_bytes: int = 65536,
         use_inotify: bool = True,
-        clock: Callable[[], float] = time.time,
         read_chunk: int = 1 << 20,
         rotate_wait: float = 5.0,
     ) -> None:
@@ -392,7 +411,6 @@ class Tailer:
         self._poll_interval = poll_interval
         self._max_line = max_line_bytes
         self._use_inotify = use_inotify
-        self._clock = clock
         self._read_chunk = read_chunk
         self._rotate_wait = rotate_wait
         self.stats: dict[str, FileStats] = {path: FileStats() for path in starts}
@@ -424,9 +442,7 @@ class Tailer:
         wake_task: asyncio.Future[Any] | None = None
         next_poll = loop.time()
         try:
-            for f in self._files:
-                f.locate()
-            while not stop.is_set():
+            while not stop.is_set():  # the first pass is full: it locates every file
                 wake.clear()
                 with self._lock:
                     poked, self._pending = self._pending, set()
@@ -550,22 +566,19 @@ class Tailer:
 
     def _open(self, f: _File) -> tuple[_Reader, os.stat_result] | None:
         try:
-            fd = os.open(f.path, _OPEN_FLAGS)
+            fd, st = open_regular(f.path)
         except FileNotFoundError:
             return None  # gone since the stat; the next check says so
         except PermissionError:
             self._problem(f, "denied", "permission denied", read_error=True)
             return None
+        except NotRegularFile as e:  # swapped between stat and open
+            self._problem(f, e.kind, f"is {e.kind}, not a regular file", read_error=True)
+            return None
         except OSError as e:
             self._problem(f, f"open:{e.errno}", f"cannot open: {e.strerror}", read_error=True)
             return None
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # swapped between stat and open
-                os.close(fd)
-                kind = _kind(st.st_mode)
-                self._problem(f, kind, f"is {kind}, not a regular file", read_error=True)
-                return None
             reader = self._revive(f, fd, st)
             if reader is None:
                 reader = _Reader(fd, st, self._max_line, f.stats)
@@ -692,7 +705,6 @@ class Tailer:
         self, f: _File, reader: _Reader, lines: list[str], start: int, *, rotated: bool
     ) -> Lines:
         f.stats.lines_read += len(lines)
-        f.stats.last_read_at = self._clock()
         return Lines(f.path, lines, reader.cursor(), start, rotated)
 
     def _problem(

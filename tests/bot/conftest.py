@@ -3,7 +3,6 @@ peer bots, from tests/integration/harness.py. A failing test shows the processes
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from tests.integration.harness import (
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    token_file,
 )
 
 MEASURED = pytest.StashKey[list[str]]()
@@ -94,10 +94,7 @@ def duet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Duet]:
 @pytest.fixture(scope="module")
 def full_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullPath]:
     duet = _duet(tmp_path_factory)
-    token = secrets.token_urlsafe(24)
-    token_file = tmp_path_factory.mktemp("secrets") / "receiver-token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
+    token_path, token = token_file(tmp_path_factory.mktemp("secrets"))
     ports = {"alice": free_port(), "bob": free_port()}
     try:
         with WebhookSinks(("fallback", "watchdog")) as sinks:
@@ -105,7 +102,7 @@ def full_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullPath]:
             urls["peer-alice"] = f"http://127.0.0.1:{ports['alice']}/alerts"
             urls["peer-bob"] = f"http://127.0.0.1:{ports['bob']}/alerts"
             work = tmp_path_factory.mktemp("alerting")
-            alertmanager = start_alertmanager(duet.processes, work, urls, token_file)
+            alertmanager = start_alertmanager(duet.processes, work, urls, token_path)
             prometheus = start_prometheus(duet.processes, work, duet.exporter, alertmanager)
             yield FullPath(duet, prometheus, alertmanager, ports, token)
     finally:

@@ -13,11 +13,8 @@ from tests.integration.harness import (
     BotLogs,
     Exporter,
     Processes,
-    free_port,
-    http_ok,
-    require_binary,
+    run_alertmanager,
     start_exporter,
-    wait_until,
 )
 
 # Two receivers, routed as deploy/alertmanager routes a duet; no webhooks: nothing is sent.
@@ -37,40 +34,18 @@ receivers:
 
 @pytest.fixture(scope="session")
 def command_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
-    registry = Processes(tmp_path_factory.mktemp("command-process-logs"))
-    try:
+    with Processes(tmp_path_factory.mktemp("command-process-logs")) as registry:
         yield registry
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="session")
 def real_alertmanager(
     command_processes: Processes, tmp_path_factory: pytest.TempPathFactory
 ) -> Alertmanager:
-    binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
     workdir = tmp_path_factory.mktemp("commands-alertmanager")
     config = workdir / "alertmanager.yml"
     config.write_text(ALERTMANAGER_CONFIG)
-    port = free_port()
-    command_processes.start(
-        "alertmanager",
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-    )
-    am = Alertmanager(f"http://127.0.0.1:{port}", config)
-    wait_until(
-        lambda: http_ok(f"{am.url}/-/ready"),
-        timeout=30,
-        what="Alertmanager to be ready",
-        processes=command_processes,
-    )
-    return am
+    return run_alertmanager(command_processes, config, workdir / "data")
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,14 +72,3 @@ def make_ctx(**changes: Any) -> tuple[CommandContext, Audits]:
 def texts(replies: list[Reply]) -> str:
     assert all(r.kind == "text" for r in replies), replies
     return "\n".join(r.text for r in replies)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[object]], *, within: float = 5.0, interval: float = 0.01
-) -> None:
-    """Await `probe()` until it is truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{probe.__name__} not true within {within}s")
-        await asyncio.sleep(interval)

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.commands.kit import ADA, OPS, STRANGER, eventually, make_ctx, texts
+from tests.commands.kit import ADA, OPS, STRANGER, make_ctx, texts
+from tests.helpers import eventually
 from tests.integration.harness import BotLogs, Exporter, brolog
 
 from wechaty_exporter.commands import handle_message

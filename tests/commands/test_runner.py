@@ -15,11 +15,11 @@ from tests.commands.kit import (
     SECRET,
     STRANGER,
     code_at,
-    eventually,
     make_ctx,
     settings,
     texts,
 )
+from tests.helpers import eventually
 
 from wechaty_exporter.commands import handle_message
 from wechaty_exporter.runner import LocalRunner, run_argv, tail_lines

@@ -36,11 +36,8 @@ def amtool() -> Tool:
 
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
-    registry = Processes(tmp_path_factory.mktemp("process-logs"))
-    try:
+    with Processes(tmp_path_factory.mktemp("process-logs")) as registry:
         yield registry
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ end of the session; a failing test shows the tail of every process log.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tests.integration.harness import (
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    token_file,
 )
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -30,11 +30,8 @@ from tests.integration.harness import (
 
 @pytest.fixture(scope="session")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
-    registry = Processes(tmp_path_factory.mktemp("process-logs"))
-    try:
+    with Processes(tmp_path_factory.mktemp("process-logs")) as registry:
         yield registry
-    finally:
-        registry.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -51,11 +48,7 @@ def exporter(
 
 @pytest.fixture(scope="session")
 def receiver_token(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    token = secrets.token_urlsafe(24)
-    path = tmp_path_factory.mktemp("secrets") / "receiver-token"
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return path, token
+    return token_file(tmp_path_factory.mktemp("secrets"))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import os
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RECEIVERS = ("peer-alice", "peer-bob", "fallback", "watchdog")
@@ -110,10 +110,13 @@ def exporter_command() -> list[str]:
     return [sys.executable, "-m", "wechaty_exporter"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def token_file(directory: Path) -> tuple[Path, str]:
+    """A fresh bearer token in `directory`/receiver-token (mode 0600): (path, token)."""
+    token = secrets.token_urlsafe(24)
+    path = directory / "receiver-token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return path, token
 
 
 def wait_until(
@@ -182,10 +185,18 @@ class Process:
 
 @dataclass
 class Processes:
-    """Every process the session started: stopped at teardown, logs shown on failure."""
+    """Every process the session started: stopped at teardown, logs shown on failure.
+
+    As a context manager it stops them all on leaving the block."""
 
     log_dir: Path
     started: list[Process] = field(default_factory=list)
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
@@ -321,11 +332,21 @@ def start_exporter(processes: Processes, logs: BotLogs, state_dir: Path) -> Expo
 def start_prometheus(
     processes: Processes, workdir: Path, exporter: Exporter, alertmanager: Alertmanager | None
 ) -> Prometheus:
+    am = [urllib.parse.urlsplit(alertmanager.url).netloc] if alertmanager else []
+    return run_prometheus(processes, workdir, [exporter.address], am)
+
+
+def run_prometheus(
+    processes: Processes, workdir: Path, exporter_targets: list[str], alertmanagers: list[str]
+) -> Prometheus:
+    """Prometheus on the fast profile scraping `exporter_targets` (HOST:PORT), once ready."""
     binary = require_binary("prometheus", "prometheus")
     profile = render.load_profile("fast")
-    am = [urllib.parse.urlsplit(alertmanager.url).netloc] if alertmanager else []
     config = render.render_prometheus(
-        profile, workdir / "prometheus", exporter_targets=[exporter.address], alertmanagers=am
+        profile,
+        workdir / "prometheus",
+        exporter_targets=exporter_targets,
+        alertmanagers=alertmanagers,
     )
     port = free_port()
     processes.start(
@@ -351,20 +372,25 @@ def start_prometheus(
 def start_alertmanager(
     processes: Processes, workdir: Path, receiver_urls: dict[str, str], token_file: Path
 ) -> Alertmanager:
-    binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
     config = render.render_alertmanager(
         render.load_profile("fast"),
         workdir / "alertmanager",
         receiver_urls=receiver_urls,
         credentials_file=token_file,
     )
+    return run_alertmanager(processes, config, workdir / "alertmanager-data")
+
+
+def run_alertmanager(processes: Processes, config: Path, storage: Path) -> Alertmanager:
+    """One Alertmanager (no cluster) on `config`, storing in `storage`, once ready."""
+    binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
     port = free_port()
     processes.start(
         "alertmanager",
         [
             binary,
             f"--config.file={config}",
-            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--storage.path={storage}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ],

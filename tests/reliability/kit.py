@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,9 +18,10 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers import free_port
 
 from wechaty_exporter.dialects import LineParser
 from wechaty_exporter.replay import replay_lines
@@ -30,28 +30,6 @@ from wechaty_exporter.state import BotState
 REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")
 WAIT = 15.0  # upper bound for anything awaited; a pass takes a small fraction of it
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    probe: Callable[[], T | None], *, what: str, timeout: float = WAIT, interval: float = 0.01
-) -> T:
-    """Poll `probe` until it returns something truthy; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not {what} within {timeout}s; last: {last!r}")
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import sys
 import threading
 import time
@@ -27,19 +26,10 @@ from tests.integration.harness import (
     http_ok,
     render,
     require_binary,
+    run_prometheus,
     wait_until,
 )
 from tests.reliability.kit import Metrics, child_env
-
-RECEIVERS = ("peer-alice", "peer-bob", "fallback", "watchdog")
-
-
-def token_file(directory: Path) -> tuple[Path, str]:
-    token = secrets.token_urlsafe(24)
-    path = directory / "receiver-token"
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return path, token
 
 
 @dataclass(frozen=True)
@@ -124,28 +114,8 @@ def cluster_size(am: Alertmanager) -> int:
 def start_prometheus(
     processes: Processes, workdir: Path, exporter: str, alertmanagers: list[Alertmanager]
 ) -> str:
-    binary = require_binary("prometheus", "prometheus")
-    profile = render.load_profile("fast")
     targets = [am.url.removeprefix("http://") for am in alertmanagers]
-    config = render.render_prometheus(
-        profile, workdir / "prometheus", exporter_targets=[exporter], alertmanagers=targets
-    )
-    port = free_port()
-    processes.start(
-        "prometheus",
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            *render.prometheus_flags(profile),
-        ],
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: http_ok(f"{url}/-/ready"), timeout=30, what="Prometheus", processes=processes
-    )
-    return url
+    return run_prometheus(processes, workdir, [exporter], targets).url
 
 
 # --- the receiver process ---------------------------------------------------------------------

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.harness import Processes
+from tests.integration.harness import Processes, token_file
 from tests.reliability.conftest import Figures
 from tests.reliability.kit import ExporterProcess, Observed, caught_up
-from tests.reliability.stack import ReceiverProcess, token_file
+from tests.reliability.stack import ReceiverProcess
 
 from wechaty_exporter.messengers.outbox import read_outbox
 from wechaty_exporter.replay import replay_file

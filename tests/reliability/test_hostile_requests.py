@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from tests.helpers import free_port
 from tests.reliability.conftest import Figures
-from tests.reliability.kit import free_port
 
 from wechaty_exporter.delivery_store import DeliveryStore
 from wechaty_exporter.exporter_client import ExporterClient

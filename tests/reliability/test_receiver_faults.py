@@ -26,18 +26,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from tests.integration.harness import Processes, wait_until
+from tests.helpers import free_port
+from tests.integration.harness import RECEIVERS, Processes, token_file, wait_until
 from tests.reliability.conftest import Figures
-from tests.reliability.kit import ExporterProcess, free_port
+from tests.reliability.kit import ExporterProcess
 from tests.reliability.stack import (
-    RECEIVERS,
     PeerBotEndpoint,
     ReceiverProcess,
     cluster_size,
     settle,
     start_alertmanager,
     start_prometheus,
-    token_file,
 )
 
 from wechaty_exporter.messengers.outbox import read_outbox

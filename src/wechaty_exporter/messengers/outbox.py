@@ -13,17 +13,11 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wechaty_exporter.alerts import rfc3339
 from wechaty_exporter.messengers import DeliveryError
-
-
-def rfc3339(ts: float) -> str:
-    return (
-        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 class OutboxMessenger:

@@ -22,8 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from wechaty_exporter.alerts import rfc3339
 from wechaty_exporter.messengers import DeliveryError
-from wechaty_exporter.messengers.outbox import rfc3339
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
