@@ -4,7 +4,7 @@
 No WeChat is involved. The bot starts, logs in, and chats; with --cycle it is logged out after
 --first-logout seconds, prints a fresh login QR every --qr-every seconds while logged out (WeChat's
 QR codes expire), is "scanned" after --offline seconds, logs back in, and starts over after
---online seconds. Dialects (the formats wechaty-exporter parses, src/wechaty_exporter/dialects.py):
+--online seconds. Dialects (the formats wechaty-exporter parses, logs/dialects/):
 
   brolog          TypeScript Wechaty: `10:00:00 INFO StarterBot Contact<Alice Bot> login`
   python-wechaty  `2026-11-25 10:00:00,123 - Wechaty - INFO - receive <login> event <...>`

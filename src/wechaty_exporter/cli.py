@@ -16,14 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wechaty_exporter import __version__
-from wechaty_exporter.config import (
-    ConfigError,
-    ExporterSettings,
-    apply_serve_flags,
-    load_config,
-    parse_log_flag,
-    read_secret,
+from wechaty_exporter.config import load_config
+from wechaty_exporter.delivery.settings import (
+    ReceiverSettings,
+    apply_receiver_flags,
+    parse_admin_flags,
 )
+from wechaty_exporter.exporter.settings import ExporterSettings, apply_serve_flags
+from wechaty_exporter.peerbot.settings import BotSettings, apply_bot_flags
+from wechaty_exporter.settings import ConfigError, parse_log_flag, read_secret
 
 log = logging.getLogger("wechaty_exporter")
 ENV_PREFIX = "WECHATY_EXPORTER_"
@@ -223,8 +224,8 @@ def _serve_settings(args: argparse.Namespace) -> ExporterSettings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from wechaty_exporter.exporter import create_exporter_app
-    from wechaty_exporter.monitor import Monitor
+    from wechaty_exporter.exporter.app import create_exporter_app
+    from wechaty_exporter.exporter.monitor import Monitor
 
     settings = _serve_settings(args)
     token = (
@@ -272,16 +273,19 @@ def _replay_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
 def cmd_replay(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from wechaty_exporter.collector import WechatyCollector
-    from wechaty_exporter.exporter import bot_document
-    from wechaty_exporter.replay import replay_files
+    from wechaty_exporter.exporter.app import bot_document
+    from wechaty_exporter.exporter.collector import BotView, FileView, WechatyCollector
+    from wechaty_exporter.logs.replay import replay_files
 
     exporter = load_config(args.config).exporter if args.config else ExporterSettings()
-    views = replay_files(
-        _replay_targets(args),
-        qr_hosts=exporter.qr_hosts,
-        self_log_qr_bots=exporter.self_log_qr_bots,
+    targets = _replay_targets(args)
+    states = replay_files(
+        targets, qr_hosts=exporter.qr_hosts, self_log_qr_bots=exporter.self_log_qr_bots
     )
+    views = [
+        BotView(bot, state, tuple(FileView(p, True, 0, 0, 0, 0) for b, p in targets if b == bot))
+        for bot, state in states.items()
+    ]
     if args.format == "json":
         doc = {"bots": [bot_document(v, with_qr=True) for v in views]}
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -301,16 +305,46 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_receiver(args: argparse.Namespace) -> int:
-    from wechaty_exporter.receiver_main import run_receiver_cli
+def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
+    """`receiver` flags over the config file's `receiver:` section. Raises ConfigError."""
+    config = getattr(args, "config", None)
+    settings = (load_config(config).receiver if config else None) or ReceiverSettings()
+    return apply_receiver_flags(
+        settings,
+        listen=getattr(args, "listen", None),
+        exporter_url=getattr(args, "exporter_url", None),
+        admins=parse_admin_flags(getattr(args, "admins", None) or ()),
+        outbox=getattr(args, "outbox", None),
+    )
 
-    return run_receiver_cli(args)
+
+def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
+    """`bot` flags over the config file's `bot:` section. Raises ConfigError.
+
+    Reads these `args` attributes (each may be missing or None): `config`, `listen`,
+    `exporter_url`, `admins` (a list of BOT=CONTACT strings), `self_log`, `state_dir`."""
+    config = getattr(args, "config", None)
+    settings = (load_config(config).bot if config else None) or BotSettings()
+    return apply_bot_flags(
+        settings,
+        listen=getattr(args, "listen", None),
+        exporter_url=getattr(args, "exporter_url", None),
+        admins=parse_admin_flags(getattr(args, "admins", None) or ()),
+        self_log=getattr(args, "self_log", None),
+        state_dir=getattr(args, "state_dir", None),
+    )
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from wechaty_exporter.delivery.main import run_receiver_cli
+
+    return run_receiver_cli(receiver_settings_from_args(args), args.state_dir)
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
-    from wechaty_exporter.bot_main import run_bot_cli
+    from wechaty_exporter.peerbot.main import run_bot_cli
 
-    return run_bot_cli(args)
+    return run_bot_cli(bot_settings_from_args(args))
 
 
 COMMANDS = {

@@ -20,9 +20,9 @@ import yaml
 from tests.deploy.cli_flags import command_problems
 from tests.integration.harness import Tool, require_binary
 
-from wechaty_exporter.bot_settings import parse_bot_settings
 from wechaty_exporter.config import load_config
-from wechaty_exporter.receiver_settings import parse_receiver_settings
+from wechaty_exporter.delivery.settings import parse_receiver_settings
+from wechaty_exporter.peerbot.settings import parse_bot_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -23,9 +23,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import free_port
 
-from wechaty_exporter.dialects import LineParser
-from wechaty_exporter.replay import replay_lines
-from wechaty_exporter.state import BotState
+from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.replay import replay_lines
+from wechaty_exporter.logs.state import BotState
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")

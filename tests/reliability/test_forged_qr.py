@@ -28,9 +28,9 @@ from tests.reliability.conftest import Figures
 from tests.reliability.kit import ExporterProcess, Observed, caught_up
 from tests.reliability.stack import ReceiverProcess
 
-from wechaty_exporter.messengers.outbox import read_outbox
-from wechaty_exporter.replay import replay_file
-from wechaty_exporter.state import BotState
+from wechaty_exporter.delivery.messengers.outbox import read_outbox
+from wechaty_exporter.logs.replay import replay_file
+from wechaty_exporter.logs.state import BotState
 
 GENUINE = "https://login.weixin.qq.com/l/genuine0001"
 CHAT = "10:00:00 INFO StarterBot Message#Text[🗣Contact<Mallory>]\thello"

@@ -3,7 +3,7 @@
 Hypothesis drives both. Each case is one example: a line fed to one long-lived LineParser (so a
 QRCodeTerminal entry left open by one case meets the next), or one request body given to
 `alerts.decode_notification`. Most examples are a seed for a mutator of real input (the sample
-logs in tests/data/dialects, the Alertmanager 0.25 payloads in tests/receiver/payloads), which
+logs in tests/data/dialects, the Alertmanager 0.25 payloads in tests/delivery/payloads), which
 keeps generation cheap enough for 100 000 cases in well under a minute; the rest are Hypothesis'
 own text, bytes and JSON strategies. A failure prints the example, and its seed reproduces it.
 
@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from tests.reliability.conftest import Figures
 
-from wechaty_exporter.alerts import (
+from wechaty_exporter.delivery.alerts import (
     MAX_TEXT_CHARS,
     PayloadError,
     back_online_text,
@@ -47,9 +47,9 @@ from wechaty_exporter.alerts import (
     qr_timeout_text,
     rescue_text,
 )
-from wechaty_exporter.dialects import QR_MAX_LENGTH, LineParser, check_qr
-from wechaty_exporter.events import ErrorLogged, Login, Logout, RejectedQr, Scan, ScanStatus
-from wechaty_exporter.state import BotState
+from wechaty_exporter.logs.dialects.parser import QR_MAX_LENGTH, LineParser, check_qr
+from wechaty_exporter.logs.events import ErrorLogged, Login, Logout, RejectedQr, Scan, ScanStatus
+from wechaty_exporter.logs.state import BotState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100000"))
 FUZZ = settings(

@@ -14,8 +14,8 @@ import pytest
 from tests.reliability.conftest import Figures
 from tests.reliability.kit import ExporterProcess, Observed, caught_up, rss_kib
 
-from wechaty_exporter.replay import replay_file
-from wechaty_exporter.state import BotState
+from wechaty_exporter.logs.replay import replay_file
+from wechaty_exporter.logs.state import BotState
 
 MIB = 1 << 20
 QR = "https://login.weixin.qq.com/l/hostile01"

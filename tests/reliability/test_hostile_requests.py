@@ -21,11 +21,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from tests.helpers import free_port
 from tests.reliability.conftest import Figures
 
-from wechaty_exporter.delivery_store import DeliveryStore
-from wechaty_exporter.exporter_client import ExporterClient
-from wechaty_exporter.messengers.outbox import OutboxMessenger, read_outbox
-from wechaty_exporter.receiver import REGISTRY, create_receiver_app
-from wechaty_exporter.receiver_settings import RateLimitSettings, ReceiverSettings
+from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger, read_outbox
+from wechaty_exporter.delivery.receiver import REGISTRY, create_receiver_app
+from wechaty_exporter.delivery.settings import RateLimitSettings, ReceiverSettings
+from wechaty_exporter.delivery.store import DeliveryStore
 
 CAP = 64 * 1024
 BODY_TIMEOUT = 1.0

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -39,27 +38,26 @@ from tests.reliability.stack import (
     start_prometheus,
 )
 
-from wechaty_exporter.messengers.outbox import read_outbox
+from wechaty_exporter.delivery.messengers.outbox import read_outbox
 
-# Importing wechaty creates $CACHE_DIR; keep it out of the repository (as tests/wechaty does).
+# Importing wechaty creates $CACHE_DIR; keep it out of the repository (as tests/peerbot/wechaty).
 os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "wechaty-exporter-tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "wechaty"))
 
-from fakepuppet import ADMIN, FakePuppet
+from tests.peerbot.wechaty.fakepuppet import ADMIN, FakePuppet
 
-from wechaty_exporter.delivery_store import DeliveryStore
-from wechaty_exporter.exporter_client import ExporterClient
-from wechaty_exporter.messengers.wechaty import (
+from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.receiver import REGISTRY, create_receiver_app
+from wechaty_exporter.delivery.settings import (
+    AuthSettings,
+    RateLimitSettings,
+    ReceiverSettings,
+)
+from wechaty_exporter.delivery.store import DeliveryStore
+from wechaty_exporter.peerbot.messenger import (
     PuppetService,
     WechatyMessenger,
     new_bot,
     start_bot,
-)
-from wechaty_exporter.receiver import REGISTRY, create_receiver_app
-from wechaty_exporter.receiver_settings import (
-    AuthSettings,
-    RateLimitSettings,
-    ReceiverSettings,
 )
 
 QR = "https://login.weixin.qq.com/l/faults0001"

@@ -1,0 +1,140 @@
+"""Runs the receiver until cancelled: messenger, delivery store and exporter client around it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.messengers import Messenger
+from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger
+from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
+from wechaty_exporter.delivery.receiver import create_receiver_app
+from wechaty_exporter.delivery.settings import ReceiverSettings
+from wechaty_exporter.delivery.store import DeliveryStore
+from wechaty_exporter.settings import ConfigError, format_address
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILENAME = "outbox.jsonl"
+
+
+def build_messenger(settings: ReceiverSettings, *, state_dir: Path) -> Messenger:
+    """The messenger the settings choose. `wechaty` needs a running bot: `wechaty-exporter bot`
+    builds that one itself and passes it to `serve_receiver`."""
+    chosen = settings.messenger
+    if chosen.kind == "outbox":
+        path = chosen.path if chosen.path is not None else state_dir / OUTBOX_FILENAME
+        return OutboxMessenger(path)
+    if chosen.kind == "webhook":
+        if chosen.url is None:
+            raise ConfigError(["receiver.messenger.url: required for the webhook messenger"])
+        return WebhookMessenger(chosen.url, token=chosen.token, timeout=chosen.timeout)
+    raise ConfigError(
+        [
+            "receiver.messenger.type: wechaty sends from inside `wechaty-exporter bot`;"
+            " `wechaty-exporter receiver` alone supports outbox and webhook"
+        ]
+    )
+
+
+async def serve_receiver(
+    settings: ReceiverSettings,
+    *,
+    state_dir: Path | str | None,
+    messenger: Messenger | None = None,
+    ready: Callable[[], bool] | None = None,
+    started: asyncio.Future[list[str]] | None = None,
+    registry: CollectorRegistry | None = None,
+    rescue_enabled: Callable[[str], bool] | None = None,
+) -> None:
+    """Serve the receiver until cancelled. A messenger passed in stays open (its owner closes it);
+    `started`, when given, receives the bound addresses once the site listens. Without a state
+    dir, delivery state lives in memory and a restart may repeat messages. `registry` (served
+    at /metrics, the receiver's metrics added) and `rescue_enabled` (whether to send about a
+    bot; default always) go to `create_receiver_app`."""
+    own_messenger = messenger is None
+    if state_dir is None:
+        if (
+            messenger is None
+            and settings.messenger.kind == "outbox"
+            and not settings.messenger.path
+        ):
+            raise ConfigError(["no outbox file: give --outbox PATH or --state-dir DIR"], "receiver")
+        log.warning("no --state-dir: dedupe state is in memory only; a restart may repeat messages")
+        store = DeliveryStore(":memory:")
+        directory = Path.cwd()
+    else:
+        directory = Path(state_dir)
+        store = DeliveryStore.in_state_dir(directory)
+    chosen = messenger if messenger is not None else build_messenger(settings, state_dir=directory)
+    exporter = ExporterClient(
+        settings.exporter_url, token=settings.exporter_token, timeout=settings.exporter_timeout
+    )
+    runner: web.AppRunner | None = None
+    try:
+        app = create_receiver_app(
+            settings,
+            chosen,
+            exporter,
+            store,
+            ready=ready,
+            registry=registry,
+            rescue_enabled=rescue_enabled,
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+        await site.start()
+        addresses = [_address(a) for a in runner.addresses]
+        log.info(
+            "receiver listening on %s, messenger %s, exporter %s, state %s",
+            ", ".join(addresses),
+            chosen.name,
+            settings.exporter_url,
+            store.path,
+        )
+        if started is not None and not started.done():
+            started.set_result(addresses)
+        await asyncio.Event().wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await exporter.close()
+        if own_messenger:
+            await chosen.close()
+        store.close()
+
+
+def _address(sockname: object) -> str:
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return format_address(str(sockname[0]), sockname[1])
+    return str(sockname)
+
+
+async def until_signalled(work: Awaitable[None], logger: logging.Logger = log) -> None:
+    """Await `work` until SIGINT/SIGTERM cancels it (the main task of `asyncio.run`); logs
+    "stopped" to `logger` then."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await work
+    except asyncio.CancelledError:
+        logger.info("stopped")
+
+
+def run_receiver_cli(settings: ReceiverSettings, state_dir: str | None) -> int:
+    """`wechaty-exporter receiver`: serve until SIGINT/SIGTERM. Raises ConfigError."""
+    if not settings.admins and not settings.fallback_admins:
+        log.warning("no admins configured (--admin BOT=CONTACT): alerts will reach nobody")
+    asyncio.run(until_signalled(serve_receiver(settings, state_dir=state_dir)))
+    return 0

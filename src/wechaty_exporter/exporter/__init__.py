@@ -1,0 +1,1 @@
+"""`wechaty-exporter serve`: follows bot logs, keeps their state, serves /metrics and the QR API."""

@@ -1,0 +1,191 @@
+"""The exporter's HTTP face: /metrics, the JSON API, QR endpoints and the status page.
+
+The login QR is a credential. Its endpoints (and the QR on the status page) answer loopback
+clients that are not behind a proxy, and anyone holding the bearer token when a token file is
+configured; everyone else gets 401/403 and no hint of the QR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, generate_latest
+
+from wechaty_exporter import __version__
+from wechaty_exporter.exporter.collector import BotView, WechatyCollector
+from wechaty_exporter.exporter.monitor import Monitor
+from wechaty_exporter.exporter.statuspage import render_status_page
+from wechaty_exporter.logs.state import PendingQr
+from wechaty_exporter.qrimage import qr_png
+
+MONITOR = web.AppKey("monitor", Monitor)
+QR_TOKEN = web.AppKey("qr_token", str)  # "" when no token is configured
+
+NO_STORE = {"Cache-Control": "no-store"}
+# The Prometheus text format 0.0.4, spelled out: older prometheus_client releases lack a constant.
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """Unix seconds → RFC 3339 in UTC (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def bot_document(view: BotView, *, with_qr: bool = False) -> dict[str, Any]:
+    """One bot as `/api/v1/bots` shows it (DESIGN.md); `with_qr` adds the raw QR (replay only)."""
+    s = view.state
+    doc: dict[str, Any] = {
+        "bot": view.name,
+        "logged_in": s.logged_in,
+        "qr_pending": s.qr is not None,
+        "user": s.user,
+        "logins_total": s.logins_total,
+        "logouts_total": s.logouts_total,
+        "qr_codes_total": s.qr_codes_total,
+        "last_login": rfc3339(s.last_login),
+        "last_logout": rfc3339(s.last_logout),
+        "qr_seen_at": rfc3339(s.qr.seen_at if s.qr else None),
+        "log_files": [{"path": f.path, "present": f.present} for f in view.files],
+        "since": rfc3339(s.since),
+        "last_error": rfc3339(s.last_error),
+    }
+    if with_qr:
+        doc["qr"] = s.qr.qrcode if s.qr else None
+    return doc
+
+
+def qr_access(request: web.Request) -> str | None:
+    """None when the client may see QR codes, else the reason it may not."""
+    token = request.app[QR_TOKEN]
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        if hmac.compare_digest(header[7:].strip().encode(), token.encode()):
+            return None
+        return "wrong bearer token"
+    proxied = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    try:
+        loopback = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and not proxied:
+        return None
+    if token:
+        return "a bearer token is required"
+    return "QR codes are served to loopback clients only (configure a token file for others)"
+
+
+def _pending_qr(request: web.Request) -> tuple[str, PendingQr]:
+    """The bot and its pending QR, or the HTTP error that answers instead (404, 401, 403)."""
+    monitor, bot = request.app[MONITOR], request.match_info["bot"]
+    if bot not in monitor.bots:
+        raise _error(404, f"no bot named {bot!r}")
+    if (reason := qr_access(request)) is not None:
+        token_configured = bool(request.app[QR_TOKEN])
+        headers = {"WWW-Authenticate": "Bearer"} if token_configured else {}
+        raise _error(401 if token_configured else 403, reason, headers)
+    qr = monitor.pending_qr(bot)
+    if qr is None:
+        raise _error(404, f"no login QR pending for {bot}", NO_STORE)
+    return bot, qr
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    error = web.HTTPException(
+        text=json.dumps({"error": reason}), content_type="application/json", headers=headers
+    )
+    error.set_status(status)
+    return error
+
+
+async def handle_bots(request: web.Request) -> web.Response:
+    views = request.app[MONITOR].snapshot()
+    return web.json_response({"bots": [bot_document(v) for v in views]})
+
+
+async def handle_qr(request: web.Request) -> web.Response:
+    bot, qr = _pending_qr(request)
+    body = {"bot": bot, "qrcode": qr.qrcode, "status": qr.status.name.title(),
+            "seen_at": rfc3339(qr.seen_at)}  # fmt: skip
+    return web.json_response(body, headers=NO_STORE)
+
+
+async def handle_qr_png(request: web.Request) -> web.Response:
+    _, qr = _pending_qr(request)
+    return web.Response(body=qr_png(qr.qrcode), content_type="image/png", headers=NO_STORE)
+
+
+async def handle_status_page(request: web.Request) -> web.Response:
+    monitor = request.app[MONITOR]
+    show_qr = qr_access(request) is None
+    html = render_status_page(monitor.snapshot(), show_qr=show_qr, version=__version__)
+    return web.Response(text=html, content_type="text/html", headers=NO_STORE)
+
+
+def metrics_handler(registry: CollectorRegistry) -> Handler:
+    """/metrics in the text format 0.0.4, gzip when asked.
+
+    Always text, even when the scraper prefers OpenMetrics: nothing here needs OpenMetrics'
+    extras, Prometheus accepts both, and prometheus_client's OpenMetrics encoder takes twice as
+    long (docs/BENCHMARKS.md).
+    """
+
+    async def handle_metrics(request: web.Request) -> web.Response:
+        response = web.Response(
+            body=generate_latest(registry), headers={"Content-Type": TEXT_FORMAT}
+        )
+        response.enable_compression()
+        return response
+
+    return handle_metrics
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def handle_ready(request: web.Request) -> web.Response:
+    if request.app[MONITOR].ready.is_set():
+        return web.Response(text="ready\n")
+    return web.Response(text="recovering state from the logs\n", status=503)
+
+
+def create_exporter_app(monitor: Monitor, *, qr_token: str | None = None) -> web.Application:
+    """The exporter app. Its cleanup context runs `monitor` for the app's lifetime."""
+    app = web.Application()
+    app[MONITOR] = monitor
+    app[QR_TOKEN] = qr_token or ""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WechatyCollector(monitor.snapshot, __version__))
+    app.router.add_get("/", handle_status_page)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_get("/api/v1/bots", handle_bots)
+    app.router.add_get("/api/v1/bots/{bot}/qr", handle_qr)
+    app.router.add_get("/api/v1/bots/{bot}/qr.png", handle_qr_png)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/-/ready", handle_ready)
+    app.cleanup_ctx.append(_run_monitor)
+    return app
+
+
+async def _run_monitor(app: web.Application) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[MONITOR].run(stop), name="monitor")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=10)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

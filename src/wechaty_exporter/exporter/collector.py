@@ -1,0 +1,194 @@
+"""Every metric the exporter serves: names, help texts, and how a state snapshot becomes them.
+
+The collector builds fresh metric families from a snapshot at scrape time; there are no
+module-level metric objects and no global registry. A sample exposition for one bot:
+
+    # HELP wechaty_bot_logged_in 1 when the bot is logged in, 0 when logged out; absent while ...
+    # TYPE wechaty_bot_logged_in gauge
+    wechaty_bot_logged_in{bot="bob"} 0.0
+    # HELP wechaty_bot_state_known 1 once any login, logout or scan was seen for the bot.
+    # TYPE wechaty_bot_state_known gauge
+    wechaty_bot_state_known{bot="bob"} 1.0
+    # HELP wechaty_qr_pending 1 while a login QR waits to be scanned.
+    # TYPE wechaty_qr_pending gauge
+    wechaty_qr_pending{bot="bob"} 1.0
+    # HELP wechaty_qr_last_seen_timestamp_seconds When the pending login QR appeared.
+    # TYPE wechaty_qr_last_seen_timestamp_seconds gauge
+    wechaty_qr_last_seen_timestamp_seconds{bot="bob"} 1.7640576e+09
+    # HELP wechaty_bot_logouts_total Logouts seen in the bot's logs.
+    # TYPE wechaty_bot_logouts_total counter
+    wechaty_bot_logouts_total{bot="bob"} 1.0
+    # HELP wechaty_log_file_present 1 when the log file exists and is readable.
+    # TYPE wechaty_log_file_present gauge
+    wechaty_log_file_present{bot="bob",path="/var/log/bob.log"} 1.0
+    # HELP wechaty_exporter_build_info The exporter's version.
+    # TYPE wechaty_exporter_build_info gauge
+    wechaty_exporter_build_info{version="0.1.0"} 1.0
+
+The QR payload is a login credential: it never appears in a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from wechaty_exporter.logs.state import BotState
+
+
+@dataclass(frozen=True, slots=True)
+class FileView:
+    """One log file's tailer health, as the collector needs it."""
+
+    path: str
+    present: bool
+    rotations: int
+    truncations: int
+    read_errors: int
+    lines_cut: int
+
+
+@dataclass(frozen=True, slots=True)
+class BotView:
+    """One bot at scrape time: its state and its files."""
+
+    name: str
+    state: BotState
+    files: tuple[FileView, ...]
+
+
+Snapshot = Callable[[], Sequence[BotView]]
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str] = ("bot",)) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+def _counter(name: str, doc: str) -> CounterMetricFamily:
+    # prometheus_client appends "_total" to counter family names itself.
+    return CounterMetricFamily(name.removesuffix("_total"), doc, labels=["bot"])
+
+
+class WechatyCollector(Collector):
+    """Turns a snapshot of every bot into metric families, on every scrape."""
+
+    def __init__(self, snapshot: Snapshot, version: str) -> None:
+        self._snapshot = snapshot
+        self._version = version
+
+    def describe(self) -> Iterator[Metric]:
+        # Describing nothing keeps registration cheap and lets collect() decide at scrape time.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        bots = self._snapshot()
+        logged_in = _gauge(
+            "wechaty_bot_logged_in",
+            "1 when the bot is logged in, 0 when logged out; absent while unknown.",
+        )
+        known = _gauge(
+            "wechaty_bot_state_known", "1 once any login, logout or scan was seen for the bot."
+        )
+        qr_pending = _gauge("wechaty_qr_pending", "1 while a login QR waits to be scanned.")
+        qr_seen = _gauge(
+            "wechaty_qr_last_seen_timestamp_seconds", "When the pending login QR appeared."
+        )
+        last_login = _gauge(
+            "wechaty_bot_last_login_timestamp_seconds", "When the bot last logged in."
+        )
+        last_logout = _gauge(
+            "wechaty_bot_last_logout_timestamp_seconds", "When the bot last logged out."
+        )
+        logins = _counter("wechaty_bot_logins_total", "Logins seen in the bot's logs.")
+        logouts = _counter("wechaty_bot_logouts_total", "Logouts seen in the bot's logs.")
+        qr_codes = _counter("wechaty_qr_codes_total", "Distinct login QR codes seen.")
+        lines = _counter("wechaty_log_lines_total", "Lines read from the bot's logs.")
+        errors = _counter("wechaty_log_errors_total", "Lines logged at level ERR or ERROR.")
+        present = _gauge(
+            "wechaty_log_file_present",
+            "1 when the log file exists and is readable.",
+            labels=("bot", "path"),
+        )
+        last_line = _gauge(
+            "wechaty_log_last_line_timestamp_seconds", "When the last line was read."
+        )
+        rotations = _counter(
+            "wechaty_exporter_log_rotations_total", "Log rotations followed (rename, delete)."
+        )
+        truncations = _counter(
+            "wechaty_exporter_log_truncations_total", "Log truncations followed (copytruncate)."
+        )
+        read_errors = _counter(
+            "wechaty_exporter_read_errors_total", "Failures to open or read a log file."
+        )
+        lines_cut = _counter(
+            "wechaty_exporter_log_lines_cut_total", "Lines longer than the line cap, cut."
+        )
+        rejected = _counter(
+            "wechaty_exporter_rejected_qr_total",
+            "Scan lines whose QR is not an allowed WeChat login URL (possible forgery).",
+        )
+        info = _gauge(
+            "wechaty_bot_info", "The logged-in account of the bot.", labels=("bot", "user")
+        )
+
+        # Samples are appended directly, one shared label dict per bot: a scrape of 100 bots
+        # builds ~2,000 samples, and add_metric's per-sample dict(zip(...)) was most of collect().
+        def adder(family: Metric, suffix: str = "") -> Callable[[dict[str, str], float], None]:
+            name, append = family.name + suffix, family.samples.append
+            return lambda labels, value: append(Sample(name, labels, value))
+
+        add_logged_in, add_known = adder(logged_in), adder(known)
+        add_qr_pending, add_qr_seen = adder(qr_pending), adder(qr_seen)
+        add_last_login, add_last_logout = adder(last_login), adder(last_logout)
+        add_last_line, add_present, add_info = adder(last_line), adder(present), adder(info)
+        add_logins, add_logouts = adder(logins, "_total"), adder(logouts, "_total")
+        add_qr_codes, add_lines = adder(qr_codes, "_total"), adder(lines, "_total")
+        add_errors, add_rejected = adder(errors, "_total"), adder(rejected, "_total")
+        add_rotations, add_truncations = adder(rotations, "_total"), adder(truncations, "_total")
+        add_read_errors, add_lines_cut = adder(read_errors, "_total"), adder(lines_cut, "_total")
+        for bot in bots:
+            s, one = bot.state, {"bot": bot.name}
+            if s.logged_in is not None:
+                add_logged_in(one, 1.0 if s.logged_in else 0.0)
+            add_known(one, 1.0 if s.known else 0.0)
+            add_qr_pending(one, 1.0 if s.qr is not None else 0.0)
+            if s.qr is not None:
+                add_qr_seen(one, s.qr.seen_at)
+            if s.last_login is not None:
+                add_last_login(one, s.last_login)
+            if s.last_logout is not None:
+                add_last_logout(one, s.last_logout)
+            if s.last_line_at is not None:
+                add_last_line(one, s.last_line_at)
+            if s.user:
+                add_info({"bot": bot.name, "user": s.user}, 1.0)
+            add_logins(one, s.logins_total)
+            add_logouts(one, s.logouts_total)
+            add_qr_codes(one, s.qr_codes_total)
+            add_lines(one, s.lines_total)
+            add_errors(one, s.errors_total)
+            add_rejected(one, s.rejected_qr_total)
+            rotated = truncated = failed = cut = 0
+            for f in bot.files:
+                rotated += f.rotations
+                truncated += f.truncations
+                failed += f.read_errors
+                cut += f.lines_cut
+                add_present({"bot": bot.name, "path": f.path}, 1.0 if f.present else 0.0)
+            add_rotations(one, rotated)
+            add_truncations(one, truncated)
+            add_read_errors(one, failed)
+            add_lines_cut(one, cut)
+
+        build = _gauge("wechaty_exporter_build_info", "The exporter's version.", ("version",))
+        build.add_metric([self._version], 1.0)
+        yield from (
+            logged_in, known, qr_pending, qr_seen, last_login, last_logout, logins, logouts,
+            qr_codes, lines, errors, present, last_line, rotations, truncations, read_errors,
+            lines_cut, rejected, info, build,
+        )  # fmt: skip

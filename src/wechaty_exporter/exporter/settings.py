@@ -1,0 +1,182 @@
+"""The exporter's settings: `exporter:` and `bots:` sections, `serve`'s flags → one frozen object.
+
+exporter:
+  listen_address: "127.0.0.1:9839"
+  state_dir: /var/lib/wechaty-exporter
+  qr_token_file: /etc/wechaty-exporter/qr-token   # a file holding the bearer token
+  qr_hosts: [weixin.qq.com, wechat.com]            # QR allowlist (subdomains included)
+  poll_interval: 1s
+  max_line_bytes: 65536
+bots:
+  alice:
+    logs: [/home/bots/.pm2/logs/alice-out.log, /home/bots/.pm2/logs/alice-error.log]
+  bob:
+    logs: [/var/log/bob.log]
+    qr_source: self-log                            # QRs only from the unforgeable self-log
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from wechaty_exporter.logs.dialects.parser import DEFAULT_QR_HOSTS
+from wechaty_exporter.settings import (
+    ConfigError,
+    check_keys,
+    format_address,
+    parse_bot_key,
+    parse_duration,
+    parse_listen_address,
+    str_list,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterSettings:
+    """Everything `serve` needs, validated."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9839
+    state_dir: Path | None = None
+    qr_token_file: Path | None = None
+    qr_hosts: tuple[str, ...] = DEFAULT_QR_HOSTS
+    poll_interval: float = 1.0
+    max_line_bytes: int = 65536
+    bots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (bot, (path, ...)), in config order
+    self_log_qr_bots: frozenset[str] = frozenset()  # bots whose QRs count only from a self-log
+
+    @property
+    def listen_address(self) -> str:
+        return format_address(self.listen_host, self.listen_port)
+
+    def logs(self) -> dict[str, str]:
+        """path → bot."""
+        return {path: bot for bot, paths in self.bots for path in paths}
+
+
+QR_SOURCES = ("any", "self-log")
+
+
+def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
+    """`bots:` → the ExporterSettings fields it sets (bots, self_log_qr_bots)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.append("bots: expected a mapping of bot name → {logs: [...]}")
+        return {}
+    bots, self_log_only = [], set()
+    for name, body in raw.items():
+        if parse_bot_key(name, "bots", errors) is None:
+            continue
+        where = f"bots.{name}"
+        if not isinstance(body, dict):
+            errors.append(f"{where}: expected a mapping with a 'logs' list")
+            continue
+        check_keys(body, {"logs", "qr_source"}, where, errors)
+        source = body.get("qr_source", "any")
+        if source not in QR_SOURCES:
+            errors.append(f"{where}.qr_source: expected one of {', '.join(QR_SOURCES)}")
+        elif source == "self-log":
+            self_log_only.add(name)
+        if "logs" not in body:
+            errors.append(f"{where}.logs: required")
+            continue
+        bots.append((name, str_list(body["logs"], f"{where}.logs", errors)))
+    return {"bots": tuple(bots), "self_log_qr_bots": frozenset(self_log_only)}
+
+
+def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
+    settings = ExporterSettings()
+    if raw is None:
+        return settings
+    if not isinstance(raw, dict):
+        errors.append("exporter: expected a mapping")
+        return settings
+    where = "exporter"
+    known = {
+        "listen_address", "state_dir", "qr_token_file", "qr_hosts", "poll_interval",
+        "max_line_bytes",
+    }  # fmt: skip
+    check_keys(raw, known, where, errors)
+    changes: dict[str, Any] = {}
+    if "listen_address" in raw:
+        parsed = parse_listen_address(raw["listen_address"], f"{where}.listen_address", errors)
+        if parsed:
+            changes["listen_host"], changes["listen_port"] = parsed
+    for key in ("state_dir", "qr_token_file"):
+        if key in raw:
+            if isinstance(raw[key], str) and raw[key]:
+                changes[key] = Path(raw[key])
+            else:
+                errors.append(f"{where}.{key}: expected a path")
+    if "qr_hosts" in raw:
+        hosts = str_list(raw["qr_hosts"], f"{where}.qr_hosts", errors)
+        for i, host in enumerate(hosts):
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", host) or "." not in host:
+                errors.append(f"{where}.qr_hosts[{i}]: expected a DNS name, got {host!r}")
+        changes["qr_hosts"] = tuple(h.lower().rstrip(".") for h in hosts)
+    if "poll_interval" in raw:
+        interval = parse_duration(raw["poll_interval"], f"{where}.poll_interval", errors)
+        if interval is not None:
+            changes["poll_interval"] = interval
+    if "max_line_bytes" in raw:
+        cap = raw["max_line_bytes"]
+        if isinstance(cap, int) and not isinstance(cap, bool) and 1024 <= cap <= 16 << 20:
+            changes["max_line_bytes"] = cap
+        else:
+            errors.append(f"{where}.max_line_bytes: expected an integer from 1024 to 16777216")
+    return replace(settings, **changes)
+
+
+def apply_serve_flags(
+    settings: ExporterSettings,
+    *,
+    logs: Sequence[tuple[str, str]] = (),
+    listen: str | None = None,
+    state_dir: str | None = None,
+    qr_token_file: str | None = None,
+) -> ExporterSettings:
+    """Flags override the file. `--log` flags add to (and for a named bot, replace) its logs."""
+    errors: list[str] = []
+    changes: dict[str, Any] = {}
+    if listen is not None:
+        parsed = parse_listen_address(listen, "--web.listen-address", errors)
+        if parsed:
+            changes["listen_host"], changes["listen_port"] = parsed
+    if state_dir is not None:
+        changes["state_dir"] = Path(state_dir)
+    if qr_token_file is not None:
+        changes["qr_token_file"] = Path(qr_token_file)
+    if logs:
+        flagged: dict[str, list[str]] = {}
+        for bot, path in logs:
+            flagged.setdefault(bot, [])
+            if path not in flagged[bot]:
+                flagged[bot].append(path)
+        merged = dict(settings.bots)
+        merged.update({bot: tuple(paths) for bot, paths in flagged.items()})
+        owners: dict[str, str] = {}
+        for bot, paths in merged.items():
+            for path in paths:
+                if owners.setdefault(path, bot) != bot:
+                    errors.append(f"--log {bot}={path}: already a log of bot {owners[path]}")
+        changes["bots"] = tuple(merged.items())
+    if errors:
+        raise ConfigError(errors, "flags")
+    return replace(settings, **changes)
+
+
+def parse_exporter_settings(exporter: object, bots: object, errors: list[str]) -> ExporterSettings:
+    """The `exporter:` and `bots:` sections → ExporterSettings; problems go to `errors`."""
+    settings = replace(_parse_exporter(exporter, errors), **_parse_bots(bots, errors))
+    seen: dict[str, str] = {}
+    for name, paths in settings.bots:
+        for path in paths:
+            if path in seen and seen[path] != name:
+                errors.append(f"bots.{name}.logs: {path} is already a log of bot {seen[path]}")
+            seen[path] = name
+    return settings

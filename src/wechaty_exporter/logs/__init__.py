@@ -1,0 +1,1 @@
+"""The pure core: log lines → events → per-bot login state; no I/O, no import from other wings."""

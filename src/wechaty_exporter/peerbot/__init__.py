@@ -1,0 +1,1 @@
+"""`wechaty-exporter bot`: the python-wechaty peer bot: delivers, answers commands, self-logs."""

@@ -1,0 +1,400 @@
+"""Delivery through a python-wechaty bot, and the one correct way to start such a bot here.
+
+`WechatyMessenger` sends an admin a text or a PNG through a running bot's puppet service. Who the
+admin is comes from `--admin BOT=CONTACT`: CONTACT is matched exactly against every contact's id,
+then weixin, then alias, then name; a tie at the deciding level is refused rather than guessed,
+since the image is a login credential. Resolutions are cached per logged-in account.
+
+Traps behind the shape of this module (see also `wechaty_compat`):
+
+- ``Contact.find("<weixin>")`` never matches a weixin (the filter compares ``quit ==
+  payload.weixin``), and a callable query is rejected; ``ContactQueryFilter`` matches alias and
+  name by substring. Resolution here lists the contacts itself.
+- ``Contact.say()`` loads the sent message back (MessagePayload and more) after the send RPC
+  succeeded; a failure there would be reported as a failed delivery and the admin would get the
+  message twice once Alertmanager retries. Sends here stop at MessageSendText / MessageSendFile.
+- gRPC calls have no deadline: a hung puppet service would hang the webhook. Every call here
+  runs under a timeout.
+- ``Wechaty.start()`` blocks for the life of the event stream and swallows start errors;
+  `start_bot` runs the stream as a task and returns once the puppet service answered (or the
+  account logged in), raising `BotStartError` otherwise.
+- puppet-service 0.8.10 needs a token even with an explicit endpoint (it is sent as the HTTP/2
+  ``:authority``; servers that check it need the real one) and speaks plaintext gRPC only.
+  Without an endpoint it would ask api.chatie.io for one; `PuppetService` refuses that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from wechaty_exporter.delivery.messengers import DeliveryError
+from wechaty_exporter.peerbot import compat
+from wechaty_exporter.peerbot.compat import ContactRecord, Wechaty
+
+__all__ = [
+    "BotStartError",
+    "PuppetService",
+    "PuppetServiceConfigError",
+    "RunningBot",
+    "WechatyMessenger",
+    "match_contacts",
+    "new_bot",
+    "start_bot",
+]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_ENV = "WECHATY_PUPPET_SERVICE_ENDPOINT"
+TOKEN_ENV = "WECHATY_PUPPET_SERVICE_TOKEN"
+
+# ContactPayload answers these when the service is away or overloaded, not when the id is unknown
+# (the TypeScript puppet service reports every puppet failure, "not found" included, as INTERNAL).
+_UNAVAILABLE = frozenset(
+    {
+        Status.UNAVAILABLE,
+        Status.DEADLINE_EXCEEDED,
+        Status.RESOURCE_EXHAUSTED,
+        Status.CANCELLED,
+        Status.ABORTED,
+        Status.UNAUTHENTICATED,
+    }
+)
+
+
+# Failures that may pass: the puppet service is away, refusing, failing or too slow.
+_TRANSIENT: tuple[type[Exception], ...] = (*compat.TRANSPORT_ERRORS, TimeoutError)
+
+
+class PuppetServiceConfigError(ValueError):
+    """The puppet service endpoint or token is missing or unusable."""
+
+
+class BotStartError(RuntimeError):
+    """The bot did not come up: the puppet service refused, failed, or stayed silent."""
+
+
+@dataclass(frozen=True)
+class PuppetService:
+    """Where the bot's puppet service listens (plaintext gRPC `host:port`) and its token."""
+
+    endpoint: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"PuppetService(endpoint={self.endpoint!r}, token=<redacted>)"
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        endpoint: str | None = None,
+        token: str | None = None,
+    ) -> PuppetService:
+        """Explicit values first, then the standard WECHATY_PUPPET_SERVICE_* variables."""
+        endpoint = endpoint or environ.get(ENDPOINT_ENV, "")
+        token = token or environ.get(TOKEN_ENV, "")
+        problems = []
+        if not endpoint:
+            problems.append(
+                f"no puppet service endpoint: set {ENDPOINT_ENV} to the host:port of a plaintext "
+                "Wechaty puppet service"
+            )
+        if not token:
+            problems.append(
+                f"no puppet service token: set {TOKEN_ENV} (wechaty-puppet-service 0.8.10 needs "
+                "one even with an explicit endpoint; a service that does not check tokens takes "
+                "any string)"
+            )
+        if problems:
+            raise PuppetServiceConfigError("; ".join(problems))
+        return cls(endpoint=plaintext_endpoint(endpoint), token=token)
+
+
+def plaintext_endpoint(value: str) -> str:
+    """`host:port` from `host:port`, `http://host:port` or `grpc://host:port`; refuses TLS."""
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if scheme.lower() in {"https", "grpcs"}:
+        raise PuppetServiceConfigError(
+            f"puppet service endpoint {value!r} asks for TLS; wechaty-puppet-service 0.8.10 "
+            "speaks plaintext gRPC only"
+        )
+    if scheme.lower() not in {"", "http", "grpc"}:
+        raise PuppetServiceConfigError(f"puppet service endpoint {value!r}: unknown scheme")
+    try:
+        parts = urlsplit(f"//{rest.rstrip('/')}")
+        port = parts.port
+    except ValueError as exc:
+        raise PuppetServiceConfigError(f"puppet service endpoint {value!r}: {exc}") from exc
+    if not parts.hostname or port is None or parts.path:
+        raise PuppetServiceConfigError(
+            f"puppet service endpoint {value!r}: expected host:port, e.g. 127.0.0.1:8788"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def new_bot(
+    service: PuppetService, *, name: str = "wechaty-exporter", plugin_port: int | None = None
+) -> Wechaty:
+    """A bot for `service`, not started: add listeners and plugins, then `start_bot` it.
+
+    The plugin web server (started only by plugins that register routes) gets `plugin_port` on
+    127.0.0.1, by default a free one, instead of python-wechaty's 0.0.0.0:5000.
+    """
+    port = plugin_port if plugin_port is not None else _free_loopback_port()
+    return compat.new_bot(
+        endpoint=service.endpoint, token=service.token, plugin_port=port, name=name
+    )
+
+
+class RunningBot:
+    """A started bot: the task that carries its event stream, its login state, and `stop()`."""
+
+    def __init__(self, bot: Wechaty, endpoint: str, task: asyncio.Task[None]) -> None:
+        self.bot = bot
+        self.endpoint = endpoint
+        self.task = task
+        task.add_done_callback(self._stream_ended)
+
+    @property
+    def alive(self) -> bool:
+        """The event stream is still open (messages and logouts still arrive)."""
+        return not self.task.done()
+
+    @property
+    def logged_in(self) -> bool:
+        return compat.login_user_id(self.bot) is not None
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop RPC (best effort, `grace` seconds), then close the channel, end the stream task."""
+        try:
+            async with asyncio.timeout(grace):
+                await compat.request_stop(self.bot)
+        except _TRANSIENT as exc:
+            log.warning("puppet service at %s did not take Stop: %r", self.endpoint, exc)
+        # Stop ends the event stream from the server side; let the client read that end.
+        await asyncio.wait({self.task}, timeout=1.0)
+        compat.close_bot(self.bot)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+    def close(self) -> None:
+        """Close the channel and drop the bot, without the Stop RPC: after a lost stream, a Stop
+        would reach the puppet service's next session and stop the puppet a new bot gets."""
+        compat.close_bot(self.bot)
+        self.task.cancel()
+
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            log.info("puppet service at %s ended the event stream", self.endpoint)
+        else:
+            log.error("event stream from puppet service at %s failed: %r", self.endpoint, exc)
+
+
+async def start_bot(
+    bot: Wechaty, service: PuppetService, *, require_login: bool = False, within: float = 30.0
+) -> RunningBot:
+    """Start `bot`; return once the puppet service answered Stop/Start (or the login came).
+
+    Raises BotStartError when the service refuses or fails first, or nothing happens within
+    `within` seconds. A bot that is not logged in starts fine unless `require_login`: it shows a QR.
+    """
+    connected = asyncio.Event()
+    logged_in = asyncio.Event()
+    failures: list[BaseException] = []
+    failed = asyncio.Event()
+
+    def on_handler_error(exc: BaseException) -> None:
+        # Only a failure between the puppet's login and the bot's counts: Wechaty's scan handler,
+        # for one, fails on every scan (its plugin dispatch asserts the status is a str).
+        if compat.login_user_id(bot) is not None and not logged_in.is_set():
+            failures.append(exc)
+            failed.set()
+
+    def on_connected() -> None:
+        compat.on_puppet_error(bot, on_handler_error)
+        connected.set()
+
+    compat.on_event(bot, "login", lambda *_: logged_in.set())
+    task = asyncio.create_task(compat.run_bot(bot, on_connected), name=f"wechaty {service}")
+    goal = asyncio.create_task((logged_in if require_login else connected).wait())
+    failure = asyncio.create_task(failed.wait())
+    try:
+        await asyncio.wait(
+            {task, goal, failure}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+        )
+    except BaseException:  # cancelled while waiting: take the bot down with us
+        task.cancel()
+        compat.close_bot(bot)
+        raise
+    finally:
+        goal.cancel()
+        failure.cancel()
+
+    where = f"puppet service at {service.endpoint}"
+    if (logged_in if require_login else connected).is_set():
+        return RunningBot(bot, service.endpoint, task)
+
+    cause: BaseException | None = None
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        cause = task.exception()
+        problem = f"{where} failed: {cause!r}"
+    elif task.done():
+        problem = f"{where} ended the event stream at once"
+    elif failures:
+        cause = failures[0]
+        problem = f"{where}: handling the login failed: {cause!r}"
+    elif connected.is_set():
+        problem = (
+            f"{where} answered, but no login within {within:g}s (is the account waiting for "
+            "a QR scan?)"
+        )
+    else:
+        problem = f"{where} did not answer Start within {within:g}s"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    compat.close_bot(bot)
+    raise BotStartError(problem) from cause
+
+
+def match_contacts(contacts: Iterable[ContactRecord], query: str) -> list[ContactRecord]:
+    """The contacts `query` names: exact id, else weixin, else alias, else name matches."""
+    pool = list(contacts)
+    if not query:
+        return []
+    for field in ("id", "weixin", "alias", "name"):
+        found = [c for c in pool if getattr(c, field) == query]
+        if found:
+            return found
+    return []
+
+
+class WechatyMessenger:
+    """Messenger over a running python-wechaty bot (see the module docstring)."""
+
+    name = "wechaty"
+
+    def __init__(self, bot: Wechaty, *, timeout: float = 15.0, concurrency: int = 16) -> None:
+        self._bot = bot
+        self._timeout = timeout
+        self._concurrency = concurrency
+        self._resolved: dict[str, str] = {}
+        self._resolved_for: str | None = None
+
+    async def send_text(self, to: str, text: str, *, bot: str) -> None:
+        if not text:
+            raise DeliveryError("refusing to send an empty text", transient=False)
+        contact_id = await self.resolve(to)
+        await self._send(to, compat.send_text(self._bot, contact_id, text))
+
+    async def send_image(self, to: str, png: bytes, *, bot: str, filename: str) -> None:
+        name = os.path.basename(filename) or "qr.png"
+        if not name.lower().endswith(".png"):
+            name += ".png"
+        contact_id = await self.resolve(to)
+        await self._send(to, compat.send_file(self._bot, contact_id, png, name))
+
+    async def close(self) -> None:
+        """Forget cached resolutions; the bot belongs to whoever started it."""
+        self._resolved.clear()
+
+    async def resolve(self, to: str) -> str:
+        """The contact id `to` names for the logged-in account, or DeliveryError."""
+        user = compat.login_user_id(self._bot)
+        if user is None:
+            raise DeliveryError("the bot is not logged in to WeChat", transient=True)
+        if user != self._resolved_for:
+            self._resolved, self._resolved_for = {}, user
+        if to in self._resolved:
+            return self._resolved[to]
+        try:
+            async with asyncio.timeout(self._timeout):
+                contact_id = await self._lookup(to)
+        except DeliveryError:
+            raise
+        except _TRANSIENT as exc:
+            raise _transient("looking up contacts", exc) from exc
+        self._resolved[to] = contact_id
+        return contact_id
+
+    async def _lookup(self, to: str) -> str:
+        # An id costs one ContactPayload; anything else means reading every contact.
+        try:
+            record = await compat.contact_record(self._bot, to)
+        except GRPCError as exc:
+            if exc.status in _UNAVAILABLE:
+                raise
+        else:
+            if record.id == to:
+                return to
+        found = match_contacts(await self._directory(), to)
+        if not found:
+            raise DeliveryError(
+                f"no contact of the bot matches {to!r} (by id, weixin, alias or name)",
+                transient=False,
+            )
+        if len(found) > 1:
+            ids = ", ".join(sorted(c.id for c in found))
+            raise DeliveryError(
+                f"{to!r} matches {len(found)} contacts ({ids}); name the admin by id or weixin",
+                transient=False,
+            )
+        return found[0].id
+
+    async def _directory(self) -> list[ContactRecord]:
+        ids = await compat.contact_ids(self._bot)
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(contact_id: str) -> ContactRecord | None:
+            async with limit:
+                try:
+                    return await compat.contact_record(self._bot, contact_id)
+                except GRPCError as exc:
+                    if exc.status in _UNAVAILABLE:
+                        raise
+                    log.warning("contact %s has no payload: %s", contact_id, exc.message)
+                    return None
+
+        records = await asyncio.gather(*(one(i) for i in ids))
+        return [r for r in records if r is not None]
+
+    async def _send(self, to: str, call: Awaitable[str | None]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await call
+        except _TRANSIENT as exc:
+            # The contact may be gone: look it up afresh on the retry.
+            self._resolved.pop(to, None)
+            raise _transient("sending", exc) from exc
+
+
+def _transient(doing: str, exc: BaseException) -> DeliveryError:
+    detail = exc.message if isinstance(exc, GRPCError) and exc.message else str(exc)
+    kind = exc.status.name if isinstance(exc, GRPCError) else type(exc).__name__
+    return DeliveryError(f"puppet service unreachable while {doing}: {kind}: {detail}")

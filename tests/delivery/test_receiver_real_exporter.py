@@ -1,0 +1,169 @@
+"""The receiver against the real exporter: `wechaty-exporter serve` tailing a real log file, and
+`wechaty-exporter receiver` as a process of its own (restarted, to prove it repeats nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.delivery.kit import MakeRig, base_settings, decode_qr, payload
+from tests.helpers import append, eventually, free_port
+
+from wechaty_exporter.delivery.messengers.outbox import read_outbox
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+QR_LINE = "12:00:00 INFO StarterBot onScan: Waiting(2) - https://login.weixin.qq.com/l/abc"
+QR = "https://login.weixin.qq.com/l/abc"
+
+
+class Process:
+    """`python -m wechaty_exporter <args>` on a free loopback port, output kept in a file."""
+
+    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [
+            sys.executable, "-m", "wechaty_exporter", *args,
+            "--web.listen-address", f"127.0.0.1:{self.port}",
+        ]  # fmt: skip
+        self.output = tmp_path / f"{name}-{self.port}.out"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        with self.output.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.args, stdout=out, stderr=out, env=env
+            )
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise AssertionError(f"exited {self.proc.returncode}: {self.output.read_text()}")
+            try:
+                async with session.get(self.url + "/-/ready") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, within=15, interval=0.05)
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), 10)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def real_exporter(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[tuple[Process, Path]]:
+    log = tmp_path / "bob.log"
+    log.write_text("")
+    proc = Process(tmp_path, "exporter", "serve", "--log", f"bob={log}")
+    await proc.start(session)
+    yield proc, log
+    await proc.stop()
+
+
+async def _qr_pending(session: aiohttp.ClientSession, exporter: Process) -> bool:
+    async with session.get(f"{exporter.url}/api/v1/bots/bob/qr") as resp:
+        return resp.status == 200
+
+
+async def test_rescue_with_the_qr_from_a_real_log(
+    make_rig: MakeRig,
+    real_exporter: tuple[Process, Path],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    exporter, log = real_exporter
+    append(log, QR_LINE)
+    await eventually(lambda: _qr_pending(session, exporter))
+    rig = await make_rig(base_settings(exporter.url))
+    status, doc = await rig.post(payload("firing"))
+    assert status == 200, doc
+    text, image = rig.sent()
+    assert "Scan the QR code below (shown " in text["text"]
+    assert decode_qr(base64.b64decode(image["png_base64"]), tmp_path) == QR
+
+
+async def test_a_qr_printed_during_the_wait_is_sent(
+    make_rig: MakeRig,
+    real_exporter: tuple[Process, Path],
+    tmp_path: Path,
+) -> None:
+    exporter, log = real_exporter
+    settings = base_settings(exporter.url, qr_wait=15.0, qr_poll_interval=0.1)
+    rig = await make_rig(settings, real_time=True)
+    posting = asyncio.create_task(rig.post(payload("firing")))
+
+    async def intro_sent() -> bool:
+        return len(rig.sent()) == 1
+
+    await eventually(intro_sent)
+    assert "No login QR yet" in rig.sent()[0]["text"]
+    append(log, QR_LINE)  # the puppet shows a QR only now
+    status, _ = await asyncio.wait_for(posting, 20)
+    assert status == 200
+    image = rig.sent()[1]
+    assert decode_qr(base64.b64decode(image["png_base64"]), tmp_path) == QR
+
+
+async def test_receiver_process_end_to_end_and_restart_without_repeats(
+    real_exporter: tuple[Process, Path],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    exporter, log = real_exporter
+    append(log, QR_LINE)
+    await eventually(lambda: _qr_pending(session, exporter))
+    outbox = tmp_path / "out.jsonl"
+    args = [
+        "receiver", "--exporter-url", exporter.url, "--admin", "bob=wxid_admin",
+        "--outbox", str(outbox), "--state-dir", str(tmp_path / "receiver-state"),
+    ]  # fmt: skip
+    receiver = Process(tmp_path, "receiver", *args)
+
+    async def post(name: str) -> tuple[int, Any]:
+        async with session.post(
+            receiver.url + "/alerts",
+            data=payload(name),
+            headers={"Content-Type": "application/json"},
+        ) as resp:
+            return resp.status, await resp.json()
+
+    await receiver.start(session)
+    assert (await post("firing"))[0] == 200
+    assert await receiver.stop() == 0
+    records = read_outbox(outbox)
+    assert [r["type"] for r in records] == ["text", "image"]
+    assert decode_qr(base64.b64decode(records[1]["png_base64"]), tmp_path) == QR
+
+    receiver.port = free_port()
+    receiver.url = f"http://127.0.0.1:{receiver.port}"
+    receiver.args[-1] = f"127.0.0.1:{receiver.port}"
+    await receiver.start(session)  # a new process on the same state dir
+    status, doc = await post("ha_duplicate")
+    assert status == 200
+    assert doc["alerts"][0]["outcome"] == "duplicate"
+    assert (await post("resolved"))[0] == 200
+    assert await receiver.stop() == 0
+    records = read_outbox(outbox)
+    assert [r["type"] for r in records] == ["text", "image", "text"]
+    assert records[2]["text"].startswith("bob is back online")

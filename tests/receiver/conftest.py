@@ -1,5 +1,0 @@
-"""Fixtures for the receiver tests (defined in kit.py)."""
-
-from tests.receiver.kit import exporter, make_rig, peer
-
-__all__ = ["exporter", "make_rig", "peer"]
