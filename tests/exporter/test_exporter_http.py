@@ -184,7 +184,7 @@ async def test_metrics_are_text_format_and_gzip(duet: tuple[TestClient, Path, Pa
 async def test_self_log_qr_source(tmp_path: Path, aiohttp_client: Any) -> None:
     """`bots.bob.qr_source: self-log`: a scan line in brolog, even with a genuine WeChat URL,
     is rejected; the self-log's scan is taken."""
-    from wechaty_exporter.logs.dialects.parser import format_self_log
+    from wechaty_exporter.logs.dialects.selflog import format_self_log
 
     bob = tmp_path / "bob.log"
     monitor = Monitor(

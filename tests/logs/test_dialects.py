@@ -15,15 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wechaty_exporter.logs.dialects.parser import (
-    DEFAULT_QR_HOSTS,
-    QR_MAX_LENGTH,
-    SELF_LOG_NAME,
-    LineParser,
-    check_qr,
-    format_self_log,
-    unwrap_qr,
-)
+from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS, QR_MAX_LENGTH, check_qr, unwrap_qr
+from wechaty_exporter.logs.dialects.selflog import SELF_LOG_NAME, format_self_log
 from wechaty_exporter.logs.events import (
     ErrorLogged,
     Event,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wechaty_exporter.logs.dialects.parser import DEFAULT_QR_HOSTS
+from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
 from wechaty_exporter.settings import (
     ConfigError,
     check_keys,

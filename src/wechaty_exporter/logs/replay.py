@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterable, Sequence
 
-from wechaty_exporter.logs.dialects.parser import DEFAULT_QR_HOSTS, LineParser
+from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
 from wechaty_exporter.logs.state import BotState
 
 CHUNK = 256 << 10  # small enough to stay in the CPU cache while it is scanned
