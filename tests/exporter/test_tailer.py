@@ -25,7 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wechaty_exporter.exporter.tailer import Cursor, Lines, Start, Tailer
+from wechaty_exporter.exporter.files import Cursor
+from wechaty_exporter.exporter.follow import Lines, Start
+from wechaty_exporter.exporter.tailer import Tailer
 
 WAIT = 10.0  # upper bound for anything we await; a pass takes a small fraction of it
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from wechaty_exporter.exporter.tailer import Cursor, cursor_at, open_regular
+from wechaty_exporter.exporter.files import Cursor, cursor_at, open_regular
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.events import Event, is_decisive
 
@@ -97,8 +97,8 @@ def scan_backwards(
 
 
 def _open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
-    """The tailer's open_regular (never blocks on a FIFO; OSError for anything not a regular
-    file) as a blocking file object, with its fstat."""
+    """files.open_regular, as the tailer opens logs (never blocks on a FIFO; OSError for anything
+    not a regular file), as a blocking file object, with its fstat."""
     fd, st = open_regular(path)
     try:
         os.set_blocking(fd, True)

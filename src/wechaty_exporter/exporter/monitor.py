@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from wechaty_exporter.exporter import statefile
 from wechaty_exporter.exporter.coldstart import scan_backwards
 from wechaty_exporter.exporter.collector import BotView, FileView
+from wechaty_exporter.exporter.files import Cursor
+from wechaty_exporter.exporter.follow import Lines, Start
 from wechaty_exporter.exporter.settings import ExporterSettings
-from wechaty_exporter.exporter.tailer import Cursor, Lines, Start, Tailer
+from wechaty_exporter.exporter.tailer import Tailer
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.replay import replay_lines
 from wechaty_exporter.logs.state import BotState, PendingQr

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wechaty_exporter.exporter.tailer import Cursor
+from wechaty_exporter.exporter.files import Cursor
 from wechaty_exporter.logs.state import BotState
 
 log = logging.getLogger(__name__)
