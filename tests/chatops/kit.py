@@ -7,7 +7,7 @@ from typing import Any
 
 import pyotp
 
-from wechaty_exporter.chatops.commands import (
+from wechaty_exporter.chatops.model import (
     AuditRecord,
     CommandContext,
     CommandState,

@@ -15,7 +15,8 @@ from tests.chatops.kit import ADA, OPS, SECRET, STRANGER, code_at, make_ctx, set
 from tests.integration.harness import Alertmanager, free_port
 
 from wechaty_exporter.chatops.alertmanager import AlertmanagerClient, Matcher, rfc3339
-from wechaty_exporter.chatops.commands import expire_resolved_acks, handle_message
+from wechaty_exporter.chatops.commands import handle_message
+from wechaty_exporter.chatops.handlers import expire_resolved_acks
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

@@ -46,8 +46,8 @@ from wechaty_exporter.chatops.settings import CommandsSettings, ReplyRateLimit
 from wechaty_exporter.delivery.exporter_client import ExporterClient
 from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.peerbot import compat
-from wechaty_exporter.peerbot.bot import ExporterPlugin
 from wechaty_exporter.peerbot.messenger import PuppetService, new_bot
+from wechaty_exporter.peerbot.plugin import ExporterPlugin
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the totp_secret_file fixture's
 STRANGER = "wxid_mum"  # in the bot's contacts, not an admin; her alias extends Ada's

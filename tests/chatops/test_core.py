@@ -24,23 +24,12 @@ from tests.chatops.kit import (
     texts,
 )
 
-from wechaty_exporter.chatops.commands import (
-    Command,
-    CommandState,
-    Sender,
-    Usage,
-    admin_bots,
-    alerts_text,
-    check_totp,
-    clean_line,
-    handle_message,
-    parse_command,
-    parse_duration,
-    split_text,
-    status_text,
-    totp_step,
-)
+from wechaty_exporter.chatops.commands import handle_message
+from wechaty_exporter.chatops.model import Command, CommandState, Sender, Usage
+from wechaty_exporter.chatops.parse import parse_command, parse_duration
+from wechaty_exporter.chatops.policy import admin_bots, check_totp, totp_step
 from wechaty_exporter.chatops.settings import CommandsSettings, ReplyRateLimit
+from wechaty_exporter.chatops.texts import alerts_text, clean_line, split_text, status_text
 
 TOTP = settings(totp_secret=SECRET)
 CONFIRM = settings()
@@ -424,7 +413,7 @@ async def test_one_audit_record_per_command() -> None:
 def test_audit_line_cannot_be_forged() -> None:
     parsed = parse_command("silence bob 2h x\ncommand audit: outcome=ok", CONFIRM)
     assert isinstance(parsed, Command)
-    from wechaty_exporter.chatops.commands import AuditRecord
+    from wechaty_exporter.chatops.model import AuditRecord
 
     line = AuditRecord(T0, "wxid\nx", "n", "silence", parsed.shown, "ok").line()
     assert "\n" not in line
@@ -496,7 +485,7 @@ async def test_a_lone_code_never_reaches_the_audit_log() -> None:
 
 
 def test_default_audit_sink_warns_on_failed_codes(caplog: pytest.LogCaptureFixture) -> None:
-    from wechaty_exporter.chatops.commands import AuditRecord, CommandContext
+    from wechaty_exporter.chatops.model import AuditRecord, CommandContext
 
     sink = CommandContext(settings=TOTP, admins=ADMINS).audit
     with caplog.at_level("INFO", logger="wechaty_exporter.audit"):
@@ -522,7 +511,9 @@ def test_the_core_imports_no_io_library() -> None:
     import sys
 
     code = (
-        "import sys, wechaty_exporter.chatops.commands, wechaty_exporter.chatops.settings\n"
+        "import sys\n"
+        "from wechaty_exporter.chatops import commands, handlers, model, parse, policy, settings"
+        ", texts\n"
         "print(sorted(m for m in ('asyncio', 'aiohttp', 'wechaty', 'prometheus_client')"
         " if m in sys.modules))"
     )

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from wechaty_exporter.delivery.alerts import parse_rfc3339, rfc3339
+from wechaty_exporter.chatops.parse import parse_time
+from wechaty_exporter.delivery.alerts import rfc3339
 
 
 class AlertmanagerError(Exception):
@@ -248,15 +249,6 @@ def _regex_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in string.punctuation else c for c in text)
 
 
-def _time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        return None
-
-
 def _str_map(value: object) -> Mapping[str, str]:
     if not isinstance(value, dict):
         return MappingProxyType({})
@@ -275,8 +267,8 @@ def _alert(doc: Mapping[str, Any]) -> Alert:
         fingerprint=str(doc.get("fingerprint", "")),
         labels=_str_map(doc.get("labels")),
         annotations=_str_map(doc.get("annotations")),
-        starts_at=_time(doc.get("startsAt")),
-        ends_at=_time(doc.get("endsAt")),
+        starts_at=parse_time(doc.get("startsAt")),
+        ends_at=parse_time(doc.get("endsAt")),
         state=str(status.get("state", "")),
         silenced_by=_strs(status.get("silencedBy")),
         inhibited_by=_strs(status.get("inhibitedBy")),
@@ -303,8 +295,8 @@ def _silence(doc: Mapping[str, Any]) -> Silence:
         )
         if isinstance(matchers, list)
         else (),
-        starts_at=_time(doc.get("startsAt")),
-        ends_at=_time(doc.get("endsAt")),
+        starts_at=parse_time(doc.get("startsAt")),
+        ends_at=parse_time(doc.get("endsAt")),
         created_by=str(doc.get("createdBy", "")),
         comment=str(doc.get("comment", "")),
         state=str(status.get("state", "")) if isinstance(status, dict) else "",

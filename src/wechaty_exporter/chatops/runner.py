@@ -163,7 +163,7 @@ def tail_lines(
 
 class LocalRunner:
     """Runs restart argvs and reads log files on this host (the `runner` and `logs` of
-    `commands.CommandContext`)."""
+    `model.CommandContext`)."""
 
     def __init__(self, *, max_output: int = MAX_OUTPUT_BYTES, max_tail_bytes: int = MAX_TAIL_BYTES):
         self._max_output = max_output

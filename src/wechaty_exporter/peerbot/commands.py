@@ -17,7 +17,7 @@ replayed and rate-limited codes, INFO otherwise) and counts in::
 
 on the bot's /metrics (`CommandsCollector`, reading `CommandState.outcomes` at scrape time).
 `command` is a policy key (`commands_settings.COMMAND_KEYS`, `yes`, `no`, `unknown`), `outcome`
-one of `commands.OUTCOMES`.
+one of `chatops.model.OUTCOMES`.
 
 `rescue on|off <bot>` flips `rescue` (in memory: a restarted bot rescues every bot again), which
 the hosted receiver asks before each alert (`rescue_enabled`). With Alertmanager configured,
@@ -27,29 +27,29 @@ the hosted receiver asks before each alert (`rescue_enabled`). With Alertmanager
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from wechaty_exporter.chatops.alertmanager import AlertmanagerClient
-from wechaty_exporter.chatops.commands import (
+from wechaty_exporter.chatops.commands import handle_message
+from wechaty_exporter.chatops.handlers import expire_resolved_acks
+from wechaty_exporter.chatops.model import (
     CommandContext,
     CommandState,
     ContactResolver,
     Reply,
     RescueSwitches,
     Sender,
-    expire_resolved_acks,
-    handle_message,
 )
 from wechaty_exporter.chatops.runner import LocalRunner
 from wechaty_exporter.chatops.settings import CommandsSettings
 from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.keylock import KeyLock
 from wechaty_exporter.delivery.messengers import DeliveryError, Messenger
 from wechaty_exporter.delivery.settings import ReceiverSettings
 
@@ -115,7 +115,7 @@ class ChatCommands:
             tz=zoneinfo.ZoneInfo(receiver.timezone),
         )
         self._clock = clock
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._turns = KeyLock()  # one message per sender at a time, in arrival order
 
     def collector(self) -> CommandsCollector:
         return CommandsCollector(self.context.state)
@@ -137,7 +137,7 @@ class ChatCommands:
             room=message.room_id,
         )
         try:
-            async with self._turn(sender.id):
+            async with self._turns.hold(sender.id):
                 replies = await handle_message(self.context, sender, message.text, self._clock())
                 await self._send(replier, sender.id, replies)
         except Exception:
@@ -153,21 +153,6 @@ class ChatCommands:
             except DeliveryError as exc:
                 log.warning("cannot reply to %s: %s (%d unsent)", to, exc, len(replies) - i)
                 return
-
-    @contextlib.asynccontextmanager
-    async def _turn(self, sender_id: str) -> AsyncIterator[None]:
-        """One message per sender at a time, in arrival order (asyncio locks are FIFO)."""
-        lock, users = self._locks.get(sender_id, (asyncio.Lock(), 0))
-        self._locks[sender_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[sender_id]
-            if users <= 1:
-                del self._locks[sender_id]
-            else:
-                self._locks[sender_id] = (lock, users - 1)
 
     async def expire_acks(self, every: float = ACK_CHECK_INTERVAL) -> None:
         """Until cancelled: every `every` seconds, end the `ack` silences whose alerts resolved.
