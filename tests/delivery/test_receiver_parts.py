@@ -15,7 +15,7 @@ from wechaty_exporter.delivery.exporter_client import ExporterClient, ExporterEr
 from wechaty_exporter.delivery.messengers import DeliveryError
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger, read_outbox
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
-from wechaty_exporter.delivery.receiver import TokenBucket
+from wechaty_exporter.delivery.rescuer import TokenBucket
 from wechaty_exporter.delivery.store import DeliveryStore
 from wechaty_exporter.qrimage import qr_png
 

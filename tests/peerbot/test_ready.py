@@ -11,8 +11,8 @@ from tests.peerbot.kit import ALICE, self_log_lines, start_fake, start_peer, sto
 
 from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.peerbot import compat
-from wechaty_exporter.peerbot.bot import ExporterPlugin
 from wechaty_exporter.peerbot.messenger import PuppetService, new_bot
+from wechaty_exporter.peerbot.plugin import ExporterPlugin
 
 
 async def test_ready_only_while_logged_in_and_connected(tmp_path: Path) -> None:

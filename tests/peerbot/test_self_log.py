@@ -20,8 +20,9 @@ from tests.peerbot.kit import (
 
 from wechaty_exporter.logs.events import ScanStatus
 from wechaty_exporter.peerbot import compat
-from wechaty_exporter.peerbot.bot import ExporterPlugin, SelfLog
 from wechaty_exporter.peerbot.messenger import PuppetService, new_bot
+from wechaty_exporter.peerbot.plugin import ExporterPlugin
+from wechaty_exporter.peerbot.selflog import SelfLog
 
 QR1 = "https://login.weixin.qq.com/l/IdS1ss=="
 QR2 = "https://login.weixin.qq.com/l/IdS2tt=="
