@@ -20,7 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Context, Proc, Result, dist, exporter_command, fmt, free_port, wait_ready
+from bench.common import (
+    Context,
+    Proc,
+    Result,
+    dist,
+    exporter_command,
+    fmt,
+    free_port,
+    start_process,
+    wait_ready,
+)
 
 
 def _records(outbox: Path) -> list[dict[str, Any]]:
@@ -79,7 +89,7 @@ def run(ctx: Context) -> Result:
         outbox = work / "outbox.jsonl"
         address = f"127.0.0.1:{free_port()}"
         (work / "receiver-state").mkdir()
-        receiver = Proc(
+        receiver = start_process(
             [
                 *exporter_command(), "receiver", "--config", str(config),
                 "--web.listen-address", address, "--exporter-url", exporter.url,

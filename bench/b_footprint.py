@@ -23,6 +23,7 @@ from bench.common import (
     free_port,
     get_ok,
     start_exporter,
+    start_process,
     wait_for,
 )
 
@@ -45,7 +46,7 @@ def _seed_logs(ctx: Context, prefix: str, count: int) -> list[tuple[str, Path]]:
 
 def _mtail(ctx: Context, name: str, logs: list[tuple[str, Path]]) -> tuple[Proc, str]:
     port = free_port()
-    proc = Proc(
+    proc = start_process(
         [
             "mtail", "--progs", str(MTAIL_PROGRAM), "--logtostderr",
             "--logs", ",".join(str(p) for _, p in logs),

@@ -23,13 +23,13 @@ from bench.common import (
     MTAIL_PROGRAM,
     Context,
     Http,
-    Proc,
     Result,
     dist,
     fmt,
     free_port,
     get_ok,
     start_exporter,
+    start_process,
     wait_for,
 )
 
@@ -145,7 +145,7 @@ def run(ctx: Context) -> Result:
     path = ctx.tmp / "latency-mtail.log"
     path.write_bytes(_line("INFO StarterBot Contact<Bob> login") + _line(CHAT))
     port = free_port()
-    mtail = Proc(
+    mtail = start_process(
         [
             "mtail", "--progs", str(MTAIL_PROGRAM), "--logs", str(path), "--logtostderr",
             "--address", "127.0.0.1", "--port", str(port),

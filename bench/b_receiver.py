@@ -26,6 +26,7 @@ from bench.common import (
     fmt,
     free_port,
     start_exporter,
+    start_process,
     wait_ready,
 )
 
@@ -86,7 +87,7 @@ def start_receiver(ctx: Context, exporter: str) -> tuple[Proc, str, Path]:
         "--web.listen-address", address, "--exporter-url", f"http://{exporter}",
         "--admin", "alice=wxid_admin", "--outbox", str(outbox), "--state-dir", str(state),
     ]  # fmt: skip
-    proc = Proc(argv, ctx.tmp / "receiver.out")
+    proc = start_process(argv, ctx.tmp / "receiver.out")
     wait_ready(proc, address)
     return proc, address, outbox
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.processes import Child as Proc
+from scripts.processes import spawn
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 MTAIL_PROGRAM = BENCH / "wechaty.mtail"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def exporter_command() -> list[str]:
@@ -201,60 +203,9 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
-class Proc:
-    """A child process with its output in a file, and /proc readings of it."""
-
-    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.started = time.perf_counter()
-        with log_path.open("wb") as out:
-            self.popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-            )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def check(self) -> None:
-        if not self.alive():
-            raise RuntimeError(
-                f"{self.argv[0]} exited with {self.popen.returncode}:\n{self.output()[-3000:]}"
-            )
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def status_kb(self, key: str) -> int:
-        """A field of /proc/<pid>/status in KiB (VmHWM: peak RSS, VmRSS: current)."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        raise KeyError(key)
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the process (all its threads), from /proc/<pid>/stat."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+def start_process(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Proc:
+    """A child process with its output in a file (scripts/processes.py), named by its binary."""
+    return spawn(Path(argv[0]).name, argv, log_path, env=env)
 
 
 def start_exporter(
@@ -274,7 +225,7 @@ def start_exporter(
         argv += ["--state-dir", str(state_dir)]
     if not inotify:
         argv.append("--no-inotify")
-    proc = Proc(argv, ctx.tmp / f"{name}.out")
+    proc = start_process(argv, ctx.tmp / f"{name}.out")
     if wait:
         wait_ready(proc, address)
     return proc, address

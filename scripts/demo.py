@@ -33,7 +33,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +41,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +49,8 @@ from types import FrameType, ModuleType
 from typing import Any, TextIO
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: find scripts/processes.py as scripts.processes
+from scripts.processes import ChildExited, Supervisor  # noqa: E402
 
 # Fixed ports people can bookmark; a busy one falls back to a free port (printed).
 DEFAULT_PORTS = {
@@ -226,68 +227,6 @@ def draw_qr(matrix: list[bytearray], stream: TextIO) -> None:
 # --- processes ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return "(no output)"
-        return "\n".join("    " + line for line in text.splitlines()[-lines:])
-
-
-@dataclass
-class Children:
-    """Every process the demo started. Each gets its own process group, so a Ctrl-C in the
-    terminal reaches only the demo, which then stops them in order."""
-
-    log_dir: Path
-    started: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
-        log = self.log_dir / f"{name}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.log_dir,
-                env={**os.environ, **(env or {})},
-                process_group=0,
-            )
-        child = Child(name, argv, popen, log)
-        self.started.append(child)
-        return child
-
-    def check(self) -> None:
-        for child in self.started:
-            code = child.popen.poll()
-            if code is not None:
-                raise StartupError(
-                    f"{child.name} exited with status {code}; its last output:\n{child.tail()}"
-                )
-
-    def stop_all(self) -> int:
-        """SIGTERM in reverse start order, SIGKILL after 5 s; returns how many were running."""
-        running = [c for c in reversed(self.started) if c.popen.poll() is None]
-        for child in running:
-            with contextlib.suppress(ProcessLookupError):
-                child.popen.terminate()
-        for child in running:
-            try:
-                child.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.popen.kill()
-                child.popen.wait(timeout=5)
-        return len(running)
-
-
 class WatchdogSink:
     """The dead man's switch: Alertmanager's `watchdog` receiver posts the Watchdog alert here."""
 
@@ -348,7 +287,7 @@ class Demo:
         self.dir = Path(tempfile.mkdtemp(prefix="wechaty-exporter-demo."))
         for sub in ("bots", "logs", "admin", "secrets"):
             (self.dir / sub).mkdir()
-        self.children = Children(self.dir / "logs")
+        self.children = Supervisor(self.dir / "logs", own_groups=True)
         self.ports = pick_ports(args.random_ports)
         self.moved = {
             name: port
@@ -402,7 +341,7 @@ class Demo:
         out.say("bots started: alice (TypeScript Wechaty log), bob (python-wechaty log)")
         deadline = time.monotonic() + 10
         while not all(p.exists() and p.stat().st_size for p in logs.values()):
-            self.children.check()
+            self._check_children()
             if time.monotonic() > deadline:
                 raise StartupError("the simulated bots wrote no log lines within 10 s")
             time.sleep(0.05)
@@ -488,10 +427,16 @@ class Demo:
             env,
         )  # fmt: skip
 
+    def _check_children(self) -> None:
+        try:
+            self.children.check()
+        except ChildExited as error:
+            raise StartupError(str(error)) from None
+
     def _wait_ready(self, what: str, url: str, note: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while http_get(url, timeout=1) is None:
-            self.children.check()
+            self._check_children()
             if time.monotonic() > deadline:
                 raise StartupError(f"{what} was not ready at {url} within {timeout:.0f} s")
             time.sleep(0.05)
@@ -526,7 +471,7 @@ class Demo:
         stop_at = time.monotonic() + self.args.duration if self.args.duration else float("inf")
         next_poll = 0.0
         while time.monotonic() < stop_at:
-            self.children.check()
+            self._check_children()
             for outbox in self.outboxes:
                 records = list(outbox.new_records())
                 if records:  # show what led to the message before the message

@@ -27,13 +27,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from scripts.processes import Supervisor
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,81 +158,19 @@ def http_ok(url: str) -> bool:
 # --- processes ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Process:
-    """One child process with its output in a log file."""
-
-    name: str
-    argv: list[str]
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as error:
-            return f"(no log: {error})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-
-
-@dataclass
-class Processes:
-    """Every process the session started: stopped at teardown, logs shown on failure.
-
-    As a context manager it stops them all on leaving the block."""
-
-    log_dir: Path
-    started: list[Process] = field(default_factory=list)
-
-    def __enter__(self) -> Processes:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_all()
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.log_dir,
-                env={**os.environ, **(env or {})},
-            )
-        process = Process(name, argv, popen, log_path)
-        self.started.append(process)
-        return process
+class Processes(Supervisor):
+    """Every process the session started (scripts/processes.py): stopped at teardown, logs shown
+    on failure. As a context manager it stops them all on leaving the block."""
 
     def check_alive(self) -> None:
-        for process in self.started:
-            code = process.popen.poll()
-            if code is not None:
-                pytest.fail(
-                    f"{process.name} exited with status {code}: {shlex.join(process.argv)}\n"
-                    f"{self.logs()}",
-                    pytrace=False,
-                )
-
-    def logs(self) -> str:
-        return "\n".join(f"----- {p.name} ({p.log_path}) -----\n{p.tail()}" for p in self.started)
-
-    def log_sections(self) -> list[tuple[str, str]]:
-        return [(f"log of {p.name} ({p.log_path})", p.tail(200)) for p in self.started]
-
-    def stop_all(self) -> None:
-        for process in reversed(self.started):
-            process.stop()
+        """Fail the test, showing every process's log, when one of them has exited."""
+        dead = self.exited()
+        if dead is not None:
+            pytest.fail(
+                f"{dead.name} exited with status {dead.popen.returncode}: {shlex.join(dead.argv)}\n"
+                f"{self.logs()}",
+                pytrace=False,
+            )
 
 
 # --- bot logs ----------------------------------------------------------------------------------
