@@ -47,7 +47,8 @@ from wechaty_exporter.delivery.alerts import (
     qr_timeout_text,
     rescue_text,
 )
-from wechaty_exporter.logs.dialects.parser import QR_MAX_LENGTH, LineParser, check_qr
+from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.dialects.qr import QR_MAX_LENGTH, check_qr
 from wechaty_exporter.logs.events import ErrorLogged, Login, Logout, RejectedQr, Scan, ScanStatus
 from wechaty_exporter.logs.state import BotState
 
@@ -62,7 +63,7 @@ FUZZ = settings(
 )
 SEEDS = st.integers(min_value=0, max_value=2**64 - 1)
 DATA = Path(__file__).resolve().parents[1] / "data" / "dialects"
-PAYLOADS = Path(__file__).resolve().parents[1] / "receiver" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "delivery" / "payloads"
 SLOW_CASE = 1.0  # seconds: far above any honest case, far below a catastrophic backtrack
 
 
@@ -103,6 +104,7 @@ class Tally:
 SAMPLE_LINES = [
     line for path in sorted(DATA.glob("*.log")) for line in path.read_text("utf-8").splitlines()
 ]
+assert SAMPLE_LINES, f"no sample logs in {DATA}"
 FRAGMENTS = sorted(
     {p for line in SAMPLE_LINES for p in re.split(r"(?<=[ :<>(),|\t=\-])", line) if p}
     | {"\r", "\x1b[31m", "\x1b[0m", "\x1b]0;t\x07", "\\n", '"', "'", "\\", "\ud800", "\x00"}
@@ -214,6 +216,7 @@ def test_fuzz_dialect_parser(figures: Figures) -> None:
 # --- the webhook payload parser ---------------------------------------------------------------
 
 REAL_PAYLOADS = [p.read_bytes() for p in sorted(PAYLOADS.glob("*.json"))]
+assert REAL_PAYLOADS, f"no Alertmanager payloads in {PAYLOADS}"
 NASTY: list[Any] = [
     None, True, 0, -1, 2**63, 1.5, 1e308, "", "firing", "resolved", "4", 4, [], {},
     "2026-11-25T01:01:59.715Z", "0001-01-01T00:00:00Z", "0000-00-00T00:00:00Z",

@@ -30,7 +30,7 @@ from wechaty_exporter.delivery.store import DeliveryStore
 CAP = 64 * 1024
 BODY_TIMEOUT = 1.0
 PAYLOAD = json.loads(
-    (Path(__file__).resolve().parents[1] / "receiver" / "payloads" / "firing.json").read_text()
+    (Path(__file__).resolve().parents[1] / "delivery" / "payloads" / "firing.json").read_text()
 )
 
 
