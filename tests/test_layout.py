@@ -8,6 +8,7 @@ explains the rule; this test is its enforcement.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,47 @@ def test_module_is_small_and_says_why_it_exists(name: str) -> None:
     if text.strip():
         doc = ast.get_docstring(ast.parse(text))
         assert doc, f"{path.relative_to(SRC)}: no docstring saying why it exists"
+
+
+ARCHITECTURE = SRC.parents[1] / "docs" / "ARCHITECTURE.md"
+WINGS = ("logs", "exporter", "delivery", "chatops", "peerbot")
+
+
+def _backticked(text: str) -> list[str]:
+    return [part for i, part in enumerate(text.split("`")) if i % 2]
+
+
+def _wing_rows() -> dict[str, str]:
+    rows = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].strip("`") in WINGS:
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+@pytest.mark.parametrize("wing", WINGS)
+def test_architecture_page_names_every_module_of_a_wing(wing: str) -> None:
+    """docs/ARCHITECTURE.md's table names exactly the modules each wing has."""
+    row = _wing_rows()[wing]
+    named = {word.strip("/") for word in _backticked(row)}
+    modules = {
+        name.rsplit(".", 1)[-1]
+        for name, path in MODULES.items()
+        if _place(name) == wing and path.name != "__init__.py"
+    }
+    packages = {path.parent.name for name, path in MODULES.items() if _place(name) == wing} - {wing}
+    missing = modules - named
+    assert not missing, f"ARCHITECTURE.md's {wing} row does not name {sorted(missing)}"
+    assert packages <= named, f"ARCHITECTURE.md's {wing} row does not name {sorted(packages)}"
+
+
+def test_architecture_page_paths_exist() -> None:
+    """Every `wing/module.py` path the page names is a file of the package."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    paths = set(
+        re.findall(r"(?<![\w/])((?:logs|exporter|delivery|chatops|peerbot)/[\w/]+\.py)\b", text)
+    )
+    assert paths, "the page names no module paths"
+    missing = sorted(p for p in paths if not (SRC / p).is_file())
+    assert not missing, f"ARCHITECTURE.md names files that do not exist: {missing}"
