@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "peerbot": {"chatops", "delivery", "logs"} | PRIMITIVES,  # logs: the self-log line format
     "settings": set(),
     "qrimage": set(),
+    "environment": set(),  # flags from the environment, for the CLI
     "__init__": set(),
     "config": {"settings", "exporter.settings", "delivery.settings", "peerbot.settings"},
     "cli": {"*"},

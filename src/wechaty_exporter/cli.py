@@ -1,21 +1,24 @@
 """The `wechaty-exporter` command: subcommands, flags, logging; the only place that starts servers.
 
-Every flag can also come from the environment as WECHATY_EXPORTER_<FLAG> (upper case, dots and
-dashes as underscores), e.g. WECHATY_EXPORTER_WEB_LISTEN_ADDRESS=0.0.0.0:9839. Flags win over the
-environment, which wins over the config file.
+Every flag can also come from the environment as WECHATY_EXPORTER_<FLAG> (environment.py), e.g.
+WECHATY_EXPORTER_WEB_LISTEN_ADDRESS=0.0.0.0:9839. Flags win over the environment, which wins over
+the config file.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wechaty_exporter import __version__
+from wechaty_exporter import __version__, environment
 from wechaty_exporter.config import load_config
 from wechaty_exporter.delivery.settings import (
     ReceiverSettings,
@@ -24,21 +27,19 @@ from wechaty_exporter.delivery.settings import (
 )
 from wechaty_exporter.exporter.settings import ExporterSettings, apply_serve_flags
 from wechaty_exporter.peerbot.settings import BotSettings, apply_bot_flags
-from wechaty_exporter.settings import ConfigError, parse_log_flag, read_secret
+from wechaty_exporter.settings import ConfigError, format_address, parse_log_flag, read_secret
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("wechaty_exporter")
-ENV_PREFIX = "WECHATY_EXPORTER_"
 
 
-def _env(flag: str) -> str | None:
-    return os.environ.get(ENV_PREFIX + flag.lstrip("-").replace(".", "_").replace("-", "_").upper())
-
-
-def _state_dir_default() -> str | None:
-    """--state-dir's default: its environment variable, else the first of systemd's
-    $STATE_DIRECTORY (a colon-separated list when a unit names several)."""
+def _systemd_state_dir() -> str | None:
+    """--state-dir's default: the first of systemd's $STATE_DIRECTORY (a colon-separated list
+    when a unit names several)."""
     systemd = os.environ.get("STATE_DIRECTORY")
-    return _env("state-dir") or (systemd.split(":")[0] if systemd else None)
+    return systemd.split(":")[0] if systemd else None
 
 
 def _log_flag(value: str) -> tuple[str, str]:
@@ -52,7 +53,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log.level",
         dest="log_level",
-        default=_env("log.level") or "info",
+        default="info",
         choices=["debug", "info", "warning", "error"],
         help="log verbosity (default: info)",
     )
@@ -65,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Keeps WeChat chatbots logged in: follows Wechaty bot logs, serves their login state "
             "as Prometheus metrics, and hands the freshest login QR to whoever must scan it."
         ),
-        epilog="Run `wechaty-exporter COMMAND --help` for a command's flags. "
-        f"Every flag can also be set as an environment variable {ENV_PREFIX}<FLAG>.",
+        epilog="Run `wechaty-exporter COMMAND --help` for a command's flags. Every flag can "
+        f"also be set as an environment variable {environment.PREFIX}<FLAG> (upper case, dots "
+        "and dashes as underscores; a repeatable flag's values separated by commas, e.g. "
+        f"{environment.PREFIX}LOG=alice=/var/log/alice.log,bob=/var/log/bob.log); flags win.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Follow bot logs and serve /metrics, /api/v1/bots, QR endpoints and a "
         "status page. Example: wechaty-exporter serve --log bob=/var/log/bob.log",
     )
-    serve.add_argument("--config", default=_env("config"), help="YAML config file")
+    serve.add_argument("--config", help="YAML config file")
     serve.add_argument(
         "--log",
         dest="logs",
@@ -90,13 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--web.listen-address",
         dest="listen",
-        default=_env("web.listen-address"),
         metavar="HOST:PORT",
         help="where to serve HTTP (default: 127.0.0.1:9839)",
     )
     serve.add_argument(
         "--state-dir",
-        default=_state_dir_default(),
+        default=_systemd_state_dir(),
         metavar="DIR",
         help="where read positions and bot states are saved so restarts lose nothing "
         "(default: $STATE_DIRECTORY; without one, each start recovers from the logs' ends)",
@@ -104,7 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--web.qr-token-file",
         dest="qr_token_file",
-        default=_env("web.qr-token-file"),
         metavar="FILE",
         help="file holding a bearer token that lets non-loopback clients fetch login QRs",
     )
@@ -126,17 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--format", choices=["prometheus", "json"], default="json", help="output (default: json)"
     )
-    replay.add_argument(
-        "--config", default=None, help="YAML config (for exporter.qr_hosts, bots.*.qr_source)"
-    )
+    replay.add_argument("--config", help="YAML config (for exporter.qr_hosts, bots.*.qr_source)")
     replay.add_argument("paths", nargs="+", metavar="PATH")
     _add_common(replay)
 
     check = sub.add_parser(
         "check-config",
         help="validate a config file and list every problem",
-        description="Validate a config file: prints every problem with its location, exit 1 "
-        "when there is any.",
+        description="Validate a config file: prints every problem with its location. Exit "
+        "status: 0 when the file is usable, 1 when it has problems, 2 for a usage error.",
     )
     check.add_argument("file", metavar="FILE")
     _add_common(check)
@@ -148,13 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
     """Flags shared by `receiver` and `bot`: both deliver alerts to admins."""
-    p.add_argument("--config", default=_env("config"), help="YAML config file")
+    p.add_argument("--config", help="YAML config file")
     p.add_argument(
-        "--web.listen-address", dest="listen", default=_env("web.listen-address"),
-        metavar="HOST:PORT", help="where to serve HTTP (default: 127.0.0.1:9840)",
+        "--web.listen-address", dest="listen", metavar="HOST:PORT",
+        help="where to serve HTTP (default: 127.0.0.1:9840)",
     )  # fmt: skip
     p.add_argument(
-        "--exporter-url", default=_env("exporter-url"), metavar="URL",
+        "--exporter-url", metavar="URL",
         help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",
     )  # fmt: skip
     p.add_argument(
@@ -162,7 +161,7 @@ def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
         help="who is told about BOT; repeat for more",
     )  # fmt: skip
     p.add_argument(
-        "--state-dir", default=_state_dir_default(),
+        "--state-dir", default=_systemd_state_dir(),
         metavar="DIR", help=state_help,
     )  # fmt: skip
     _add_common(p)
@@ -176,7 +175,7 @@ def _add_receiver_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "about a bot, send its admins the alert and the freshest login QR.",
     )
     receiver.add_argument(
-        "--outbox", default=_env("outbox"), metavar="PATH",
+        "--outbox", metavar="PATH",
         help="deliver to a JSONL outbox file instead of a messenger (dry runs, demos)",
     )  # fmt: skip
     _add_delivery_flags(receiver, state_help="where dedupe and delivery state is kept")
@@ -192,7 +191,7 @@ def _add_bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "and WECHATY_PUPPET_SERVICE_TOKEN.",
     )
     bot.add_argument(
-        "--self-log", default=_env("self-log"), metavar="PATH",
+        "--self-log", metavar="PATH",
         help="file for this bot's own scan/login/logout lines, for the exporter to follow "
         "(default: <state-dir>/self.log; '-' for stdout)",
     )  # fmt: skip
@@ -221,9 +220,31 @@ def _serve_settings(args: argparse.Namespace) -> ExporterSettings:
     return settings
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts, so a busy address fails at once
+    and nothing claims to serve on it. Raises OSError naming the address."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return socket.create_server((host, port), family=info[0][0])
+    except OSError as exc:
+        where = format_address(host, port)
+        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
+
+
+async def _serve_exporter(app: web.Application, sock: socket.socket) -> None:
     from aiohttp import web
 
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from wechaty_exporter.delivery.main import until_signalled
     from wechaty_exporter.exporter.app import create_exporter_app
     from wechaty_exporter.exporter.monitor import Monitor
 
@@ -233,24 +254,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.qr_token_file
         else None
     )
+    sock = _listen(settings.listen_host, settings.listen_port)
     monitor = Monitor(settings, use_inotify=not args.no_inotify)
     app = create_exporter_app(monitor, qr_token=token)
-    base = f"http://{settings.listen_address}"
+    host, port = sock.getsockname()[:2]
+    base = f"http://{format_address(host, port)}"
     for bot, paths in settings.bots:
         log.info("bot %s: %s", bot, ", ".join(paths))
     log.info(
         "serving on %s/ (status page), %s/metrics, %s/api/v1/bots; state dir: %s",
         base, base, base, settings.state_dir or "none (restarts recover from the logs' ends)",
     )  # fmt: skip
-    web.run_app(
-        app,
-        host=settings.listen_host,
-        port=settings.listen_port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=5,
-    )
-    log.info("stopped")
+    asyncio.run(until_signalled(_serve_exporter(app, sock), log))
     return 0
 
 
@@ -297,7 +312,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    """Exit 0 when the file is usable, 1 with every problem listed when it is not (as promtool
+    and amtool do); 2 stays for usage errors."""
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"wechaty-exporter check-config: {exc}", file=sys.stderr)
+        return 1
     bots = config.exporter.bots
     files = sum(len(paths) for _, paths in bots)
     sections = ", ".join(sorted(k for k in config.raw if k != "bots")) or "none"
@@ -356,8 +377,19 @@ COMMANDS = {
 }
 
 
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    """The command line over the environment (`environment.py`) over the defaults."""
+    parser = build_parser()
+    repeated = environment.apply(parser, os.environ if environ is None else environ)
+    args = parser.parse_args(argv)
+    environment.fill_repeated(args, repeated)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     _setup_logging(args.log_level)
     try:
         return COMMANDS[args.command](args)

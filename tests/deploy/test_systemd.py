@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from tests.deploy.cli_flags import command_problems
 
-from wechaty_exporter.cli import ENV_PREFIX, build_parser
+from wechaty_exporter import environment
+from wechaty_exporter.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "deploy" / "systemd"
@@ -108,14 +109,11 @@ def test_the_exporter_may_read_what_the_bots_write() -> None:
 
 
 def test_env_example_names_only_real_flags() -> None:
-    """Every WECHATY_EXPORTER_* variable in the example is one `serve` reads (cli._env)."""
-    parser = build_parser()
-    (subparsers,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    serve = subparsers.choices["serve"]  # type: ignore[attr-defined]
+    """Every WECHATY_EXPORTER_* variable in the example is one `serve` reads."""
     known = {
-        ENV_PREFIX + option.lstrip("-").replace(".", "_").replace("-", "_").upper()
-        for action in serve._actions
-        for option in action.option_strings
+        environment.variable(action)
+        for parser, action in environment.flags(build_parser())
+        if parser.prog.endswith(" serve")
     }
     names = re.findall(r"^#?(WECHATY_EXPORTER_\w+)=", ENV_EXAMPLE.read_text(), re.MULTILINE)
     assert names, "no variables in the example"
