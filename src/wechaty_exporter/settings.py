@@ -110,10 +110,15 @@ def str_list(value: object, where: str, errors: list[str]) -> tuple[str, ...]:
 def check_keys(
     section: Mapping[str, Any], allowed: Iterable[str], where: str, errors: list[str]
 ) -> None:
-    """Report every key of `section` that is not in `allowed`, naming the known ones."""
+    """Report every key of `section` that is not in `allowed`, naming the known ones; a secret
+    written as a literal (`token:` where `token_file:` is known) is told where secrets go."""
     known = sorted(allowed)
     for key in section:
-        if key not in known:
+        if key in known:
+            continue
+        if f"{key}_file" in known:
+            errors.append(f"{where}.{key}: secrets are read from files; use {key}_file")
+        else:
             errors.append(f"{where}.{key}: unknown key (known: {', '.join(known)})")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -100,9 +101,11 @@ def test_check_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("exporter:\n  poll_interval: soon\nbots:\n  bob: {}\n  'x y': {logs: [a]}\n")
     out = run("check-config", str(bad))
-    assert out.returncode == 2
+    assert out.returncode == 1, "a file with problems exits 1, as --help says"
+    assert "1 when it has problems" in " ".join(run("check-config", "--help").stdout.split())
     assert "3 problem(s)" in out.stderr
     assert "exporter.poll_interval" in out.stderr and "bots.bob.logs: required" in out.stderr
+    assert run("check-config").returncode == 2  # usage: FILE missing
 
 
 def test_serve_without_logs_says_what_to_do() -> None:
@@ -118,3 +121,18 @@ def test_serve_with_bad_log_flag() -> None:
 def test_serve_with_unreadable_token_file(tmp_path: Path) -> None:
     out = run("serve", "--log", f"bob={tmp_path}/b.log", "--web.qr-token-file", "/nonexistent")
     assert out.returncode == 2 and "cannot read /nonexistent" in out.stderr
+
+
+def test_serve_on_a_busy_address_fails_before_claiming_to_serve(tmp_path: Path) -> None:
+    log = tmp_path / "bob.log"
+    log.write_text("")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "wechaty_exporter", "serve", "--log", f"bob={log}",
+             "--web.listen-address", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "serving on" not in out.stderr and "watching" not in out.stderr

@@ -120,10 +120,8 @@ def parse_commands_settings(
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    check_keys({k: v for k, v in raw.items() if k != "totp_secret"}, _KEYS, where, errors)
+    check_keys(raw, _KEYS, where, errors)
     changes: dict[str, Any] = {}
-    if "totp_secret" in raw:
-        errors.append(f"{where}.totp_secret: secrets are read from files; use totp_secret_file")
     if "totp_secret_file" in raw:
         changes["totp_secret"] = _totp_secret(
             raw["totp_secret_file"], f"{where}.totp_secret_file", errors

@@ -163,8 +163,6 @@ def _puppet(value: object, where: str, errors: list[str]) -> PuppetSettings:
         errors.append(f"{where}: must be a mapping with endpoint, token_file, ...")
         return default
     check_keys(value, _PUPPET_KEYS, where, errors)
-    if "token" in value:
-        errors.append(f"{where}.token: secrets are read from files; use token_file")
     changes: dict[str, Any] = {}
     if "endpoint" in value:
         endpoint = value["endpoint"]
