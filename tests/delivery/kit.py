@@ -1,22 +1,29 @@
 """Receiver test kit: Alertmanager payload fixtures, a loopback exporter stand-in, a loopback peer
-bot for the webhook messenger, a controllable clock, and a builder for receiver apps."""
+bot for the webhook messenger, a controllable clock, a builder for receiver apps, and our own
+processes (`wechaty-exporter serve`, `receiver`) on free loopback ports."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from tests.helpers import eventually, free_port
 
-from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger, read_outbox
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
@@ -25,6 +32,7 @@ from wechaty_exporter.delivery.settings import RateLimitSettings, ReceiverSettin
 from wechaty_exporter.delivery.store import DeliveryStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 QR_BOB = "https://login.weixin.qq.com/l/IbfDrtBmzQ=="
 QR_BOB_NEWER = "https://login.weixin.qq.com/l/Yd7k1w2Lxg=="
 # firing.json's startsAt is 2026-11-25T01:01:59.715Z; the tests' clock starts 3 minutes later.
@@ -40,6 +48,15 @@ def payload(name: str) -> bytes:
 def payload_doc(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(payload(name))
     return doc
+
+
+def payload_about(name: str, bot: str) -> bytes:
+    """A payload about bob (firing.json, resolved.json, ...) retold about `bot`, with a
+    fingerprint of its own."""
+    doc = json.loads(re.sub(r"\bbob\b", bot, payload(name).decode()))
+    for alert in doc["alerts"]:
+        alert["fingerprint"] = f"{alert['fingerprint']}-{bot}"
+    return json.dumps(doc).encode()
 
 
 def decode_qr(png: bytes, tmp_path: Path) -> str:
@@ -202,7 +219,7 @@ async def make_rig(
 ) -> AsyncIterator[MakeRig]:
     """Build a receiver app (again, for restarts) on tmp_path/state with an outbox messenger,
     or with the messenger given."""
-    opened: list[tuple[DeliveryStore, ExporterClient, Messenger]] = []
+    opened: list[tuple[DeliveryStore, Exporters, Messenger]] = []
     clock = Clock()
 
     async def build(
@@ -217,7 +234,7 @@ async def make_rig(
         state = state_dir or tmp_path / "state"
         outbox = tmp_path / "outbox.jsonl"
         store = DeliveryStore.in_state_dir(state)
-        client = ExporterClient(settings.exporter_url, token=settings.exporter_token, timeout=2)
+        client = Exporters(settings, timeout=2)  # each bot's exporter, as `serve_receiver` has
         chosen = messenger or OutboxMessenger(outbox, clock=clock)
         opened.append((store, client, chosen))
         if real_time:  # for waits on a real process
@@ -236,3 +253,42 @@ async def make_rig(
 
 def webhook_messenger(peer: PeerBot) -> WebhookMessenger:
     return WebhookMessenger(peer.url, timeout=2)
+
+
+class Process:
+    """`python -m wechaty_exporter <args>` on a free loopback port, output kept in a file."""
+
+    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [
+            sys.executable, "-m", "wechaty_exporter", *args,
+            "--web.listen-address", f"127.0.0.1:{self.port}",
+        ]  # fmt: skip
+        self.output = tmp_path / f"{name}-{self.port}.out"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        with self.output.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.args, stdout=out, stderr=out, env=env
+            )
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise AssertionError(f"exited {self.proc.returncode}: {self.output.read_text()}")
+            try:
+                async with session.get(self.url + "/-/ready") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, within=15, interval=0.05)
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), 10)

@@ -5,62 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from tests.delivery.kit import MakeRig, base_settings, decode_qr, payload
+from tests.delivery.kit import MakeRig, Process, base_settings, decode_qr, payload
 from tests.helpers import append, eventually, free_port
 
 from wechaty_exporter.delivery.messengers.outbox import read_outbox
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 QR_LINE = "12:00:00 INFO StarterBot onScan: Waiting(2) - https://login.weixin.qq.com/l/abc"
 QR = "https://login.weixin.qq.com/l/abc"
-
-
-class Process:
-    """`python -m wechaty_exporter <args>` on a free loopback port, output kept in a file."""
-
-    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [
-            sys.executable, "-m", "wechaty_exporter", *args,
-            "--web.listen-address", f"127.0.0.1:{self.port}",
-        ]  # fmt: skip
-        self.output = tmp_path / f"{name}-{self.port}.out"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        with self.output.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdout=out, stderr=out, env=env
-            )
-
-        async def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.returncode is not None:
-                raise AssertionError(f"exited {self.proc.returncode}: {self.output.read_text()}")
-            try:
-                async with session.get(self.url + "/-/ready") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(ready, within=15, interval=0.05)
-
-    async def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), 10)
 
 
 @pytest.fixture

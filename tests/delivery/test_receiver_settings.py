@@ -11,6 +11,7 @@ import yaml
 from wechaty_exporter.config import parse_config
 from wechaty_exporter.delivery.settings import (
     AuthSettings,
+    ExporterTarget,
     LoginTestSettings,
     MessengerSettings,
     RateLimitSettings,
@@ -141,10 +142,8 @@ def test_every_problem_is_reported_with_its_location(tmp_path: Path) -> None:
         "receiver.admins.bad name!: bot name must match",
         "receiver.admins.carol: must name at least one contact",
         "receiver.fallback_admins[0]: must be a non-empty string, got None",
-        "receiver.auth.basic.password: unknown key",
         "receiver.auth.basic.username: must be a non-empty string without ':'",
         "receiver.auth.basic.password: secrets are read from files; use password_file",
-        "receiver.auth.basic.password_file: expected the path of a file",
         "receiver.max_body_bytes: must be an integer from 1024 to 67108864, got 10",
         "receiver.dedupe_ttl: expected a duration like 1s or 500ms, got 'soon'",
         "receiver.rate_limit.burst: must be an integer from 2 to 1000, got 1",
@@ -159,6 +158,17 @@ def test_every_problem_is_reported_with_its_location(tmp_path: Path) -> None:
     for want in expected:
         assert any(e.startswith(want) for e in errors), (want, errors)
     assert len(errors) == len(expected), errors
+
+
+def test_a_literal_secret_is_one_problem_that_says_where_secrets_go() -> None:
+    _, errors = parse({"auth": {"basic": {"username": "am", "password": "hunter2"}}})
+    assert errors == [
+        "receiver.auth.basic.password: secrets are read from files; use password_file"
+    ]
+    _, errors = parse({"messenger": {"type": "webhook", "url": "http://x", "token": "t0k"}})
+    assert errors == ["receiver.messenger.token: secrets are read from files; use token_file"]
+    _, errors = parse({"auth": {"basic": {"username": "am"}}})
+    assert errors == ["receiver.auth.basic.password_file: required"]
 
 
 def test_an_empty_secret_file_is_an_error(tmp_path: Path) -> None:
@@ -224,3 +234,213 @@ def test_admin_flag(value: str, result: tuple[str, str]) -> None:
 def test_bad_admin_flag(value: str) -> None:
     with pytest.raises(ValueError, match="--admin"):
         parse_admin_flag(value)
+
+
+# --- exporters: one receiver, bots on many hosts -------------------------------------------------
+
+A, B = "http://10.0.0.5:9839", "http://10.0.0.6:9839"
+
+
+@pytest.fixture
+def token_files(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "alice-qr-token").write_text("tok-alice\n")
+    (tmp_path / "empty").write_text("\n")
+    return {
+        "alice": str(tmp_path / "alice-qr-token"),
+        "missing": str(tmp_path / "missing"),
+        "empty": str(tmp_path / "empty"),
+    }
+
+
+def _with_files(raw: Any, files: dict[str, str]) -> Any:
+    """`{file:NAME}` placeholders in the table → the fixture's paths."""
+    if isinstance(raw, dict):
+        return {k: _with_files(v, files) for k, v in raw.items()}
+    if isinstance(raw, str) and raw.startswith("{file:"):
+        return files[raw[6:-1]]
+    return raw
+
+
+# raw section → {bot: (url, token) or None}: who is asked about each bot
+VALID_EXPORTERS = [
+    pytest.param(
+        {"admins": {"alice": ["x"]}},
+        {"alice": ("http://127.0.0.1:9839", None), "zed": ("http://127.0.0.1:9839", None)},
+        id="no-exporters-the-default-for-all",
+    ),
+    pytest.param(
+        {"exporters": {}, "admins": {"alice": ["x"]}},
+        {"alice": ("http://127.0.0.1:9839", None)},
+        id="empty-exporters-as-absent",
+    ),
+    pytest.param(
+        {
+            "exporter_url": "http://127.0.0.1:9839",
+            "exporters": {
+                "alice": {"url": A + "/", "token_file": "{file:alice}"},
+                "bob": {"url": B},
+            },
+            "admins": {"alice": ["x"], "bob": ["x"], "carol": ["x"]},
+        },
+        {
+            "alice": (A, "tok-alice"),
+            "bob": (B, None),
+            "carol": ("http://127.0.0.1:9839", None),
+            "zed": ("http://127.0.0.1:9839", None),
+        },
+        id="the-documented-example-with-a-default",
+    ),
+    pytest.param(
+        {
+            "exporters": {"alice": {"url": A}, "bob": {"url": B}},
+            "admins": {"alice": ["x"], "bob": ["x"]},
+            "fallback_admins": ["x"],
+        },
+        {"alice": (A, None), "bob": (B, None), "zed": None},
+        id="no-default-every-admins-bot-listed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "routes"), VALID_EXPORTERS)
+def test_exporters(
+    raw: dict[str, Any], routes: dict[str, Any], token_files: dict[str, str]
+) -> None:
+    settings, errors = parse(_with_files(raw, token_files))
+    assert errors == []
+    assert settings is not None
+    for bot, want in routes.items():
+        target = settings.exporter_for(bot)
+        assert (None if target is None else (target.url, target.token)) == want, bot
+    assert settings.missing_exporters() == ()
+    assert "tok-alice" not in repr(settings)
+
+
+# raw section → every problem (each a prefix of the error), exactly, in order
+BAD_EXPORTERS = [
+    pytest.param(
+        {"exporters": ["http://a:9839"]},
+        ["receiver.exporters: must be a mapping of bot name to {url, token_file}"],
+        id="not-a-mapping",
+    ),
+    pytest.param(
+        {"exporters": {"bad name!": {"url": A}}},
+        ["receiver.exporters.bad name!: bot name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
+        id="bad-bot-name",
+    ),
+    pytest.param(
+        {"exporters": {"alice": A}},
+        ["receiver.exporters.alice: must be a mapping with url (and token_file)"],
+        id="entry-not-a-mapping",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"token_file": "{file:alice}"}}},
+        ["receiver.exporters.alice.url: required (the exporter that watches alice)"],
+        id="url-required",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": "ftp://a"}, "bob": {"url": 9839}}},
+        [
+            "receiver.exporters.alice.url: expected an http(s) URL, got 'ftp://a'",
+            "receiver.exporters.bob.url: expected an http(s) URL, got 9839",
+        ],
+        id="url-not-http",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": A, "token": "literal"}}},
+        ["receiver.exporters.alice.token: secrets are read from files; use token_file"],
+        id="literal-token",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": A, "token_file": "{file:missing}"}}},
+        ["receiver.exporters.alice.token_file: cannot read "],
+        id="token-file-missing",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": A, "token_file": "{file:empty}"}}},
+        ["receiver.exporters.alice.token_file: {file:empty} is empty"],
+        id="token-file-empty",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": A, "token_file": ["x"]}}},
+        ["receiver.exporters.alice.token_file: expected the path of a file holding the secret"],
+        id="token-file-not-a-path",
+    ),
+    pytest.param(
+        {"exporters": {"alice": {"url": A, "timeout": "1s"}}},
+        ["receiver.exporters.alice.timeout: unknown key (known: token_file, url)"],
+        id="unknown-key",
+    ),
+    pytest.param(
+        {
+            "exporters": {"alice": {"url": A}},
+            "admins": {"alice": ["x"], "bob": ["x"], "carol": ["y"]},
+        },
+        [
+            "receiver.exporters: bot 'bob' has admins but no exporter to fetch its QR from; add"
+            " bob to receiver.exporters or set receiver.exporter_url (the default for bots not"
+            " listed)",
+            "receiver.exporters: bot 'carol' has admins but no exporter",
+        ],
+        id="an-admins-bot-without-an-exporter",
+    ),
+    pytest.param(
+        {
+            "exporters": {"alice": {"url": "nope"}, "7 up": {"url": B}, "bob": {"token": "t"}},
+            "admins": {"alice": ["x"], "bob": ["x"], "carol": ["x"]},
+        },
+        [
+            "receiver.exporters.alice.url: expected an http(s) URL, got 'nope'",
+            "receiver.exporters.7 up: bot name must match",
+            "receiver.exporters.bob.token: secrets are read from files; use token_file",
+            "receiver.exporters.bob.url: required (the exporter that watches bob)",
+            "receiver.exporters: bot 'carol' has admins but no exporter",
+        ],
+        id="every-problem-at-once",  # a listed bot with a bad entry is not "missing" too
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), BAD_EXPORTERS)
+def test_bad_exporters(
+    raw: dict[str, Any], expected: list[str], token_files: dict[str, str]
+) -> None:
+    settings, errors = parse(_with_files(raw, token_files))
+    assert settings is None
+    assert len(errors) == len(expected), errors
+    for want, got in zip(expected, errors, strict=True):
+        for name, path in token_files.items():
+            want = want.replace(f"{{file:{name}}}", path)
+        assert got.startswith(want), (want, got)
+
+
+def test_a_missing_exporter_is_reported_under_bot_receiver_too() -> None:
+    errors: list[str] = []
+    raw = {"exporters": {"alice": {"url": A}}, "admins": {"bob": ["x"]}}
+    assert parse_receiver_settings(raw, errors, "bot.receiver") is None
+    assert errors == [
+        "bot.receiver.exporters: bot 'bob' has admins but no exporter to fetch its QR from; add"
+        " bob to bot.receiver.exporters or set bot.receiver.exporter_url (the default for bots"
+        " not listed)"
+    ]
+
+
+def test_flags_and_exporters() -> None:
+    base, errors = parse({"exporters": {"alice": {"url": A}}, "admins": {"alice": ["x"]}})
+    assert errors == []
+    assert base is not None
+    assert base.default_exporter is None
+    with pytest.raises(ConfigError) as caught:  # --admin adds a bot no exporter watches
+        apply_receiver_flags(base, admins=[("carol", "c"), ("dave", "d")])
+    assert caught.value.problems == [
+        "no exporter for bot 'carol': add it to receiver.exporters or give --exporter-url"
+        " (the default exporter)",
+        "no exporter for bot 'dave': add it to receiver.exporters or give --exporter-url"
+        " (the default exporter)",
+    ]
+    # --exporter-url sets the default exporter, as exporter_url in the file would
+    settings = apply_receiver_flags(base, exporter_url=B, admins=[("carol", "c")])
+    assert settings.exporter_url_set
+    assert settings.exporter_for("alice") == ExporterTarget(A)
+    assert settings.exporter_for("carol") == ExporterTarget(B)
+    assert apply_receiver_flags(base) == base

@@ -73,13 +73,20 @@ def status_text(
     tz: tzinfo,
     paused: Sequence[str] = (),
 ) -> str:
-    """`status`: each of `bots` as the exporter's `/api/v1/bots` documents describe it."""
+    """`status`: each of `bots` as the exporter's `/api/v1/bots` documents describe it (a
+    document with `exporter_error`: the exporter that watches the bot could not be asked)."""
     by_name = {str(d.get("bot")): d for d in docs}
     lines = []
     for bot in bots:
         doc = by_name.get(bot)
         if doc is None:
             lines.append(f"{bot}: not watched by the exporter")
+            continue
+        error = doc.get("exporter_error")
+        if error is not None:
+            lines.append(f"{bot}: its exporter could not be asked ({clip(str(error), 200)})")
+            if bot in paused:
+                lines.append(f"  rescue paused (rescue on {bot} to resume)")
             continue
         since = parse_time(doc.get("since"))
         state = doc.get("logged_in")

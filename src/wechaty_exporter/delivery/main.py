@@ -1,4 +1,4 @@
-"""Runs the receiver until cancelled: messenger, delivery store and exporter client around it."""
+"""Runs the receiver until cancelled: messenger, delivery store and exporter clients around it."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
 from wechaty_exporter.delivery.receiver import create_receiver_app
-from wechaty_exporter.delivery.settings import ReceiverSettings
+from wechaty_exporter.delivery.settings import ReceiverSettings, missing_exporter_problems
 from wechaty_exporter.delivery.store import DeliveryStore
 from wechaty_exporter.settings import ConfigError, format_address
 
@@ -58,7 +58,11 @@ async def serve_receiver(
     `started`, when given, receives the bound addresses once the site listens. Without a state
     dir, delivery state lives in memory and a restart may repeat messages. `registry` (served
     at /metrics, the receiver's metrics added) and `rescue_enabled` (whether to send about a
-    bot; default always) go to `create_receiver_app`."""
+    bot; default always) go to `create_receiver_app`. A bot with admins but no exporter
+    (`receiver.exporters`) raises ConfigError before anything starts."""
+    missing = missing_exporter_problems(settings.missing_exporters())
+    if missing:
+        raise ConfigError(missing, "receiver")
     own_messenger = messenger is None
     if state_dir is None:
         if (
@@ -74,9 +78,7 @@ async def serve_receiver(
         directory = Path(state_dir)
         store = DeliveryStore.in_state_dir(directory)
     chosen = messenger if messenger is not None else build_messenger(settings, state_dir=directory)
-    exporter = ExporterClient(
-        settings.exporter_url, token=settings.exporter_token, timeout=settings.exporter_timeout
-    )
+    exporter = Exporters(settings)
     runner: web.AppRunner | None = None
     try:
         app = create_receiver_app(
@@ -97,7 +99,7 @@ async def serve_receiver(
             "receiver listening on %s, messenger %s, exporter %s, state %s",
             ", ".join(addresses),
             chosen.name,
-            settings.exporter_url,
+            exporter.describe(),
             store.path,
         )
         if started is not None and not started.done():

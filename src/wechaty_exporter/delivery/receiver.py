@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from wechaty_exporter.delivery.alerts import PayloadError, decode_notification
-from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.exporter_client import QrSource
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.metrics import ReceiverMetrics
 from wechaty_exporter.delivery.rescuer import RETRYABLE, Clock, Outcome, Rescuer, Sleep, worst_of
@@ -184,7 +184,7 @@ async def handle_ready(request: web.Request) -> web.Response:
 def create_receiver_app(
     settings: ReceiverSettings,
     messenger: Messenger,
-    exporter: ExporterClient,
+    exporter: QrSource,
     store: DeliveryStore,
     *,
     clock: Clock = time.time,

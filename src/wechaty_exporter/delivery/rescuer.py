@@ -30,7 +30,7 @@ from wechaty_exporter.delivery.alerts import (
     qr_timeout_text,
     rescue_text,
 )
-from wechaty_exporter.delivery.exporter_client import ExporterClient, ExporterError, PendingQr
+from wechaty_exporter.delivery.exporter_client import ExporterError, PendingQr, QrSource
 from wechaty_exporter.delivery.keylock import KeyLock
 from wechaty_exporter.delivery.messengers import DeliveryError, Messenger
 from wechaty_exporter.delivery.metrics import ReceiverMetrics
@@ -130,7 +130,7 @@ class Rescuer:
         self,
         settings: ReceiverSettings,
         messenger: Messenger,
-        exporter: ExporterClient,
+        exporter: QrSource,
         store: DeliveryStore,
         metrics: ReceiverMetrics,
         *,

@@ -2,9 +2,12 @@
 
     receiver:
       listen_address: "127.0.0.1:9840"
-      exporter_url: "http://127.0.0.1:9839"
+      exporter_url: "http://127.0.0.1:9839"   # the default for bots not in `exporters`
       exporter_token_file: /etc/wechaty-exporter/qr-token   # the exporter's QR bearer token
       exporter_timeout: 5s
+      exporters:                   # optional, per bot: the exporter that watches it (many hosts)
+        alice: {url: "http://10.0.0.5:9839", token_file: /etc/wechaty-exporter/alice-qr-token}
+        bob: {url: "http://10.0.0.6:9839"}
       admins:                      # who is told about each bot (contact id, weixin, name or alias)
         alice: [wxid_admin1]
         bob: [wxid_admin1, "Carol"]
@@ -29,6 +32,11 @@
         bob: {to: wxid_bob_self, text: "login test: messages reach bob"}
 
 Secrets are read from files at load time and never accepted as YAML literals.
+
+With `exporters` and no `exporter_url` set (in the file or by `--exporter-url`), there is no
+default exporter: every bot in `admins` must be listed, or loading fails naming the bot (so does
+`apply_receiver_flags`, for bots `--admin` adds); a bot reached only through `fallback_admins`
+then has no exporter to fetch its QR from.
 """
 
 from __future__ import annotations
@@ -90,6 +98,14 @@ class LoginTestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExporterTarget:
+    """One exporter the receiver asks for login QRs: its URL and QR bearer token (from a file)."""
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class MessengerSettings:
     kind: MessengerKind = "outbox"
     path: Path | None = None  # outbox; None → <state-dir>/outbox.jsonl
@@ -106,8 +122,10 @@ class ReceiverSettings:
     listen_host: str = DEFAULT_LISTEN_HOST
     listen_port: int = DEFAULT_LISTEN_PORT
     exporter_url: str = DEFAULT_EXPORTER_URL
+    exporter_url_set: bool = False  # given in the file or by --exporter-url, not the default
     exporter_token: str | None = field(default=None, repr=False)
     exporter_timeout: float = 5.0
+    exporters: tuple[tuple[str, ExporterTarget], ...] = ()  # (bot, its exporter), config order
     admins: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (bot, (contact, ...)), config order
     fallback_admins: tuple[str, ...] = ()
     auth: AuthSettings | None = None
@@ -139,10 +157,29 @@ class ReceiverSettings:
     def login_test_for(self, bot: str) -> LoginTestSettings | None:
         return dict(self.login_tests).get(bot)
 
+    @property
+    def default_exporter(self) -> ExporterTarget | None:
+        """The exporter of bots not in `exporters`: `exporter_url` (and its token), unless
+        `exporters` is given and `exporter_url` was not set, in which case there is none."""
+        if self.exporters and not self.exporter_url_set:
+            return None
+        return ExporterTarget(self.exporter_url, self.exporter_token)
+
+    def exporter_for(self, bot: str) -> ExporterTarget | None:
+        """The exporter that watches `bot` (None: no exporter is configured for it)."""
+        for name, target in self.exporters:
+            if name == bot:
+                return target
+        return self.default_exporter
+
+    def missing_exporters(self) -> tuple[str, ...]:
+        """The bots with admins but no exporter to fetch their QR from (config order)."""
+        return tuple(bot for bot, _ in self.admins if self.exporter_for(bot) is None)
+
 
 _KEYS = {
-    "listen_address", "exporter_url", "exporter_token_file", "exporter_timeout", "admins",
-    "fallback_admins", "auth", "max_body_bytes", "dedupe_ttl", "rate_limit", "qr_wait",
+    "listen_address", "exporter_url", "exporter_token_file", "exporter_timeout", "exporters",
+    "admins", "fallback_admins", "auth", "max_body_bytes", "dedupe_ttl", "rate_limit", "qr_wait",
     "qr_poll_interval", "qr_alerts", "timezone", "messenger", "login_test",
 }  # fmt: skip
 
@@ -165,6 +202,7 @@ def parse_receiver_settings(
         url = _http_url(raw["exporter_url"], f"{where}.exporter_url", errors)
         if url:
             changes["exporter_url"] = url
+        changes["exporter_url_set"] = True
     if "exporter_token_file" in raw:
         changes["exporter_token"] = parse_secret_file(
             raw["exporter_token_file"], f"{where}.exporter_token_file", errors
@@ -174,6 +212,8 @@ def parse_receiver_settings(
             seconds = parse_duration(raw[key], f"{where}.{key}", errors)
             if seconds is not None:
                 changes[key] = seconds
+    if "exporters" in raw:
+        changes["exporters"] = _exporters(raw["exporters"], f"{where}.exporters", errors)
     if "admins" in raw:
         changes["admins"] = _admins(raw["admins"], f"{where}.admins", errors)
     if "fallback_admins" in raw:
@@ -207,9 +247,23 @@ def parse_receiver_settings(
         changes["messenger"] = _messenger(raw["messenger"], f"{where}.messenger", errors)
     if "login_test" in raw:
         changes["login_tests"] = _login_tests(raw["login_test"], f"{where}.login_test", errors)
+    if isinstance(raw.get("exporters"), Mapping) and raw["exporters"] and "exporter_url" not in raw:
+        listed = set(raw["exporters"])  # a listed bot with a bad entry is reported there
+        unlisted = [bot for bot, _ in changes.get("admins", ()) if bot not in listed]
+        errors.extend(missing_exporter_problems(unlisted, where))
     if len(errors) > before:
         return None
     return replace(ReceiverSettings(), **changes)
+
+
+def missing_exporter_problems(bots: Iterable[str], where: str = "receiver") -> list[str]:
+    """One problem per bot with admins but no exporter (`ReceiverSettings.missing_exporters`)."""
+    return [
+        f"{where}.exporters: bot {bot!r} has admins but no exporter to fetch its QR from;"
+        f" add {bot} to {where}.exporters or set {where}.exporter_url (the default for bots"
+        " not listed)"
+        for bot in bots
+    ]
 
 
 def parse_admin_flag(value: str) -> tuple[str, str]:
@@ -244,7 +298,9 @@ def apply_receiver_flags(
     outbox: str | Path | None = None,
 ) -> ReceiverSettings:
     """Flags override the file. `--admin` flags for a bot replace that bot's configured admins;
-    `--outbox PATH` selects the outbox messenger writing to PATH. Raises ConfigError."""
+    `--outbox PATH` selects the outbox messenger writing to PATH; `--exporter-url` is the
+    default exporter (as `exporter_url` in the file). A bot with admins and no exporter is an
+    error. Raises ConfigError."""
     errors: list[str] = []
     changes: dict[str, Any] = {}
     if listen is not None:
@@ -255,6 +311,7 @@ def apply_receiver_flags(
         url = _http_url(exporter_url, "--exporter-url", errors)
         if url:
             changes["exporter_url"] = url
+            changes["exporter_url_set"] = True
     flagged: dict[str, list[str]] = {}
     for bot, contact in admins:
         if not BOT_NAME.match(bot):
@@ -269,7 +326,18 @@ def apply_receiver_flags(
         changes["messenger"] = MessengerSettings(kind="outbox", path=Path(outbox))
     if errors:
         raise ConfigError(errors, "flags")
-    return replace(settings, **changes)
+    result = replace(settings, **changes)
+    missing = result.missing_exporters()
+    if missing:
+        raise ConfigError(
+            [
+                f"no exporter for bot {bot!r}: add it to receiver.exporters or give"
+                " --exporter-url (the default exporter)"
+                for bot in missing
+            ],
+            "flags",
+        )
+    return result
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -316,6 +384,39 @@ def _admins(
     return tuple(out)
 
 
+def _exporters(
+    value: object, where: str, errors: list[str]
+) -> tuple[tuple[str, ExporterTarget], ...]:
+    if not isinstance(value, Mapping):
+        errors.append(f"{where}: must be a mapping of bot name to {{url, token_file}}")
+        return ()
+    out: list[tuple[str, ExporterTarget]] = []
+    for bot, spec in value.items():
+        if parse_bot_key(bot, where, errors) is None:
+            continue
+        here = f"{where}.{bot}"
+        if not isinstance(spec, Mapping):
+            errors.append(f"{here}: must be a mapping with url (and token_file)")
+            continue
+        check_keys(spec, _EXPORTER_KEYS, here, errors)  # a literal token: is told to use token_file
+        if "url" not in spec:
+            errors.append(f"{here}.url: required (the exporter that watches {bot})")
+            url = None
+        else:
+            url = _http_url(spec["url"], f"{here}.url", errors)
+        token = None
+        if "token_file" in spec:
+            token = parse_secret_file(spec["token_file"], f"{here}.token_file", errors)
+            if token is None:
+                continue
+        if url is not None:
+            out.append((bot, ExporterTarget(url=url, token=token)))
+    return tuple(out)
+
+
+_EXPORTER_KEYS = ("url", "token_file")
+
+
 def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
     if not isinstance(value, Mapping):
         errors.append(f"{where}: must be a mapping with bearer_token_file or basic")
@@ -335,9 +436,11 @@ def _auth(value: object, where: str, errors: list[str]) -> AuthSettings | None:
     username = basic.get("username")
     if not isinstance(username, str) or not username or ":" in username:
         errors.append(f"{where}.basic.username: must be a non-empty string without ':'")
-    if "password" in basic:
-        errors.append(f"{where}.basic.password: secrets are read from files; use password_file")
-    password = parse_secret_file(basic.get("password_file"), f"{where}.basic.password_file", errors)
+    password = None
+    if "password_file" in basic:
+        password = parse_secret_file(basic["password_file"], f"{where}.basic.password_file", errors)
+    elif "password" not in basic:  # a literal password is reported once, by check_keys
+        errors.append(f"{where}.basic.password_file: required")
     if isinstance(username, str) and username and ":" not in username and password:
         return AuthSettings("basic", password, username=username)
     return None

@@ -1,8 +1,9 @@
 """The chat commands inside a running bot: a received text → `commands.handle_message` → replies.
 
-`ChatCommands` owns what the commands work with (the exporter and Alertmanager clients, the
-restart runner, the rescue switches, the command state) and is handed every text its bot
-receives (`PeerBot` and `ExporterPlugin` do that). Replies go to the talker's contact id and
+`ChatCommands` owns what the commands work with (the exporters of the receiver settings, as
+`Exporters`: `qr` asks the bot's own, `status` all of them; the Alertmanager client, the restart
+runner, the rescue switches, the command state) and is handed every text its bot receives
+(`PeerBot` and `ExporterPlugin` do that). Replies go to the talker's contact id and
 nowhere else: a group message gets none (`handle_message` answers groups, the bot itself and
 strangers with nothing), and nothing is ever sent to a room. One admin's messages are handled
 one at a time, in the order they arrived, so `restart bob` is pending before its `YES` is read.
@@ -48,7 +49,7 @@ from wechaty_exporter.chatops.model import (
 )
 from wechaty_exporter.chatops.runner import LocalRunner
 from wechaty_exporter.chatops.settings import CommandsSettings
-from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.keylock import KeyLock
 from wechaty_exporter.delivery.messengers import DeliveryError, Messenger
 from wechaty_exporter.delivery.settings import ReceiverSettings
@@ -94,9 +95,7 @@ class ChatCommands:
     ) -> None:
         self.name = name
         self.rescue = RescueSwitches()
-        self.exporter = ExporterClient(
-            receiver.exporter_url, token=receiver.exporter_token, timeout=receiver.exporter_timeout
-        )
+        self.exporter = Exporters(receiver)  # each bot's exporter, as the receiver asks it
         self.alertmanager = (
             AlertmanagerClient(settings.alertmanager_url, timeout=settings.alertmanager_timeout)
             if settings.alertmanager_url is not None
