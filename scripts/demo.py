@@ -66,6 +66,15 @@ DEFAULT_PORTS = {
 RECEIVERS = {"peer-bob": "bob", "peer-alice": "alice", "fallback": "fallback channel"}
 ADMIN = "admin"
 BINARIES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
+# Web UI pages to link, most recent UI first: upstream Prometheus serves its React UI at /alerts
+# and /graph (3.x: /query); Debian 12's 2.42 ships only the classic UI, under /classic/.
+PROMETHEUS_PAGES = {
+    "alerts": ("/alerts", "/classic/alerts"),
+    "query": ("/query", "/graph", "/classic/graph"),
+}
+PROMETHEUS_QUERY = "?" + urllib.parse.urlencode({"g0.expr": "wechaty_bot_logged_in", "g0.tab": "1"})
+# What a server without its web UI answers with 200 instead (Debian's Alertmanager at `/`).
+NO_UI_MARKERS = (b"does not include a web application",)
 
 
 class Interrupted(Exception):
@@ -154,6 +163,31 @@ def http_get(url: str, timeout: float = 2.0) -> bytes | None:
             return bytes(response.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is answered as an HTTPError: the link itself must answer
+
+
+def serves_page(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` itself (no redirect) answers 200 with an HTML page that is not a
+    placeholder for a missing web UI."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            if response.status != 200 or response.headers.get_content_type() != "text/html":
+                return False
+            body = bytes(response.read(1 << 20))
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+    text = b" ".join(body.split()).lower()  # the placeholder's sentence spans lines
+    return b"<html" in text and not any(marker in text for marker in NO_UI_MARKERS)
+
+
+def first_page(base: str, paths: tuple[str, ...], query: str = "") -> str | None:
+    """The first of `paths` under `base` that serves a page, as a link (None: none does)."""
+    return next((base + p + query for p in paths if serves_page(base + p + query)), None)
 
 
 def http_json(url: str) -> Any:
@@ -442,13 +476,32 @@ class Demo:
             time.sleep(0.05)
         self.out.say(f"{what} ready  {note}".rstrip(), "32")
 
+    def _web_ui_rows(self) -> list[tuple[str, str, str]]:
+        """Links to Prometheus's and Alertmanager's pages that answer on the installed versions,
+        found by asking them; the API (and amtool) where there is no web UI."""
+        prom, am = self.url["prometheus"], self.url["alertmanager"]
+        rows = []
+        alerts = first_page(prom, PROMETHEUS_PAGES["alerts"])
+        if alerts is not None:
+            rows.append(("Prometheus", alerts, "alert rules and their state"))
+        else:
+            rows.append(("Prometheus", f"{prom}/api/v1/alerts", "its alerts as JSON (no web UI)"))
+        query = first_page(prom, PROMETHEUS_PAGES["query"], PROMETHEUS_QUERY)
+        if query is not None:
+            rows.append(("", query, "the query wechaty_bot_logged_in, as a table"))
+        if serves_page(f"{am}/"):
+            rows.append(("Alertmanager", f"{am}/#/alerts", "alerts, routed to the peer bots"))
+        else:
+            rows.append(("Alertmanager", f"{am}/api/v2/alerts", "its alerts as JSON (no web UI)"))
+            rows.append(("", f"amtool --alertmanager.url={am} alert query", ""))
+        return rows
+
     def _print_links(self) -> None:
         out, u = self.out, self.url
         rows = [
             ("status page", f"{u['exporter']}/", "every bot; a logged-out bot's QR, scannable"),
             ("metrics", f"{u['exporter']}/metrics", ""),
-            ("Prometheus", f"{u['prometheus']}/alerts", "alert rules and their state"),
-            ("Alertmanager", f"{u['alertmanager']}/", "routing to the peer bots"),
+            *self._web_ui_rows(),
             ("bot logs", str(self.dir / "bots"), "alice.log, bob.log"),
             ("admin's QRs", str(self.dir / "admin"), "each delivered QR as PNG"),
         ]
@@ -458,7 +511,8 @@ class Demo:
             out.raw(f"  busy default ports, free ones used instead: {moved}")
         out.raw(out.style("  Open these while it runs:", "1"))
         for label, where, note in rows:
-            out.raw(f"    {label:<13} {out.style(where, '4')}  {note}".rstrip())
+            shown = out.style(where, "4") if where.startswith(("http", "/")) else where
+            out.raw(f"    {label:<13} {shown}  {note}".rstrip())
         out.raw(
             f"  alice is logged out {self.args.first_logout:g} s after start, every "
             f"{self.args.online + self.args.offline:g} s after that. Ctrl-C stops everything."

@@ -3,19 +3,24 @@
 Real everything (simulated bots writing real-format logs, the exporter, Prometheus and Alertmanager
 with deploy/'s fast profile, the receivers): within a minute the admin's outbox holds a logged-out
 bot's login QR, the PNG saved for the admin decodes (zbarimg) to the QR the exporter has pending
-for that bot right now, and after SIGINT (Ctrl-C) no process of the demo is left and its temp dir
-is gone. The demo runs in a session of its own, so "no process left" covers grandchildren too.
+for that bot right now, every http link the demo printed answers 200 with a real page (not a
+"no web UI" placeholder; the amtool command printed instead of one works), and after SIGINT
+(Ctrl-C) no process of the demo is left and its temp dir is gone. The demo runs in a session of
+its own, so "no process left" covers grandchildren too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "scripts" / "demo.py"
 FIRST_QR_BOUND_S = 60.0
+LINK = re.compile(r"(?<!\S)https?://\S+")  # a link as printed: a word of its own
+NO_UI = "does not include a web application"  # Debian's Alertmanager, at `/`
 
 
 def _require(binary: str, package: str) -> str:
@@ -61,6 +68,31 @@ def _wait_event(
         f"its output:\n{output.read_text(errors='replace')}",
         pytrace=False,
     )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the printed link itself must answer, not a page it redirects to
+
+
+def _check_links(text: str) -> list[str]:
+    """Every http link in the demo's output answers 200 itself, and none is a placeholder page
+    for a missing web UI; the amtool command, when printed, runs. Returns the links."""
+    links = sorted(set(LINK.findall(text)))
+    opener = urllib.request.build_opener(_NoRedirect)
+    for link in links:
+        try:
+            with opener.open(link, timeout=5) as response:
+                status, body = response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            status, body = error.code, ""
+        assert status == 200, f"{link} answered {status}"
+        assert NO_UI not in " ".join(body.split()), f"{link} is the 'no web UI' page"
+    for line in text.splitlines():
+        if line.strip().startswith("amtool "):
+            done = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=30)
+            assert done.returncode == 0, f"{line.strip()}: {done.stderr}"
+    return links
 
 
 def _session_members(sid: int) -> list[str]:
@@ -105,6 +137,12 @@ def test_demo_delivers_the_current_qr_and_leaves_nothing_behind(tmp_path: Path) 
         assert decoded.returncode == 0, decoded.stderr
         assert decoded.stdout.strip() == pending["qrcode"]
         assert pending["qrcode"].startswith("https://login.weixin.qq.com/l/")
+        # While it runs: every link it printed works with the installed Prometheus and
+        # Alertmanager (Debian 12: Prometheus's classic UI only, no Alertmanager UI).
+        links = _check_links(output.read_text(errors="replace"))
+        urls = ready["urls"]
+        assert any(link.startswith(urls["prometheus"] + "/") for link in links), links
+        assert any(link.startswith(urls["alertmanager"] + "/") for link in links), links
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # what Ctrl-C does

@@ -46,7 +46,8 @@ class Exporter:
         return json.loads(body) if path.startswith("/api/") else body
 
     def bob(self) -> dict[str, Any]:
-        return self.get("/api/v1/bots")["bots"][0]
+        bots: list[dict[str, Any]] = self.get("/api/v1/bots")["bots"]
+        return bots[0]
 
     def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout

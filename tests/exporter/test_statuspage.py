@@ -88,6 +88,16 @@ def test_names_are_escaped() -> None:
     assert "<script>x" not in page and "&lt;script&gt;" in page and "&lt;v&gt;" in page
 
 
+def test_counts_say_since_when_they_count() -> None:
+    state = BotState(logged_in=True, known=True, logins_total=1, qr_codes_total=2)
+    views = [_view("alice", state), _view("bob", _out())]
+    counting = {"alice": NOW - 120, "bob": None}
+    page = render_status_page(views, show_qr=True, version="1", now=NOW, counting_since=counting)
+    assert "1 login · 0 logouts · 2 QRs" in page and "counted since" in page
+    assert "counted from the first line of its logs" in page
+    assert "counted" not in render_status_page(views, show_qr=True, version="1", now=NOW)
+
+
 # --- what a browser shows ------------------------------------------------------------------------
 
 

@@ -42,8 +42,15 @@ def rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
 
 
-def bot_document(view: BotView, *, with_qr: bool = False) -> dict[str, Any]:
-    """One bot as `/api/v1/bots` shows it (DESIGN.md); `with_qr` adds the raw QR (replay only)."""
+def bot_document(
+    view: BotView, *, with_qr: bool = False, counting_since: float | None = None
+) -> dict[str, Any]:
+    """One bot as `/api/v1/bots` shows it (docs/exporter.md, "The API"); `with_qr` adds the raw
+    QR (replay only).
+
+    `counting_since`: the time from which logins_total, logouts_total and qr_codes_total count
+    every change (docs/exporter.md); None, as for `replay`, means from the logs' first line.
+    """
     s = view.state
     doc: dict[str, Any] = {
         "bot": view.name,
@@ -53,6 +60,7 @@ def bot_document(view: BotView, *, with_qr: bool = False) -> dict[str, Any]:
         "logins_total": s.logins_total,
         "logouts_total": s.logouts_total,
         "qr_codes_total": s.qr_codes_total,
+        "counting_since": rfc3339(counting_since),
         "last_login": rfc3339(s.last_login),
         "last_logout": rfc3339(s.last_logout),
         "qr_seen_at": rfc3339(s.qr.seen_at if s.qr else None),
@@ -109,8 +117,10 @@ def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> w
 
 
 async def handle_bots(request: web.Request) -> web.Response:
-    views = request.app[MONITOR].snapshot()
-    return web.json_response({"bots": [bot_document(v) for v in views]})
+    monitor = request.app[MONITOR]
+    since = monitor.counting_since
+    docs = [bot_document(v, counting_since=since.get(v.name)) for v in monitor.snapshot()]
+    return web.json_response({"bots": docs})
 
 
 async def handle_qr(request: web.Request) -> web.Response:
@@ -128,7 +138,12 @@ async def handle_qr_png(request: web.Request) -> web.Response:
 async def handle_status_page(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     show_qr = qr_access(request) is None
-    html = render_status_page(monitor.snapshot(), show_qr=show_qr, version=__version__)
+    html = render_status_page(
+        monitor.snapshot(),
+        show_qr=show_qr,
+        version=__version__,
+        counting_since=monitor.counting_since,
+    )
     return web.Response(text=html, content_type="text/html", headers=NO_STORE)
 
 

@@ -54,6 +54,9 @@ class Monitor:
         self._save_interval = save_interval
         self._bot_of = settings.logs()
         self.bots: dict[str, BotState] = {bot: BotState() for bot, _ in settings.bots}
+        # bot → the time from which its counters count every change (None: from the first
+        # line of its logs). Set at start-up; kept in the state file across restarts.
+        self.counting_since: dict[str, float | None] = {bot: None for bot in self.bots}
         self._parsers: dict[str, dict[tuple[int, int], LineParser]] = {}
         self._cursors: dict[str, tuple[str, Cursor]] = {}
         self._tailer: Tailer | None = None
@@ -107,9 +110,12 @@ class Monitor:
             saved = statefile.load(self.settings.state_dir)
         starts: dict[str, Start] = {}
         resumed, cold = [], []
+        started = self._clock()
         for bot in self.bots:
             if bot in saved.bots:
                 self.bots[bot] = saved.bots[bot]
+                # A state file from before counting_since was kept: counted from now at least.
+                self.counting_since[bot] = saved.counting_since.get(bot, started)
         for path, bot in self._bot_of.items():
             entry = saved.cursors.get(path)
             if entry is not None and entry[0] == bot and bot in saved.bots:
@@ -117,12 +123,17 @@ class Monitor:
                 self._cursors[path] = entry
                 resumed.append(path)
                 continue
-            starts[path] = self._cold_start(path, bot)
+            starts[path] = self._cold_start(path, bot, started)
             cold.append(path)
         self.start_report = StartReport(tuple(resumed), tuple(cold), time.perf_counter() - began)
         return starts
 
-    def _cold_start(self, path: str, bot: str) -> Start:
+    def _cold_start(self, path: str, bot: str, started: float) -> Start:
+        """Recover `bot` from the end of `path`; its counters count from the entry replayed.
+
+        A file read from its beginning (missing or unreadable now, or holding no decisive
+        entry at all) is counted whole; one with none in the last max_scan bytes from `started`.
+        """
         try:
             found = scan_backwards(path, lambda: self._new_parser(bot))
         except FileNotFoundError:
@@ -131,9 +142,10 @@ class Monitor:
             log.warning("cold start: cannot read %s (%s); will keep trying", path, exc.strerror)
             return "start"
         state = self.bots[bot]
-        for event in found.events:
-            state.apply(event)
+        found.apply(state)
         state.saw_lines(found.lines, self._clock())
+        counted_from = found.events[0].at if found.events else started if found.gave_up else None
+        self.counting_since[bot] = _latest(self.counting_since[bot], counted_from)
         if found.gave_up:
             log.warning(
                 "cold start: no login, logout or QR in the last %d MiB of %s; state stays unknown",
@@ -189,7 +201,7 @@ class Monitor:
                 if path not in cursors and (cur := self._tailer.cursor(path)) is not None:
                     cursors[path] = (bot, cur)
         self._dirty = False
-        return statefile.encode(self.bots, cursors)
+        return statefile.encode(self.bots, cursors, self.counting_since)
 
     def _write(self, data: bytes) -> None:
         assert self.settings.state_dir is not None
@@ -259,6 +271,11 @@ class Monitor:
             self._writing = loop.run_in_executor(None, self._write, data)
             await asyncio.shield(self._writing)
             self._writing = None
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    """The later of two times, where None (from the first line) is the earliest of all."""
+    return b if a is None else a if b is None else max(a, b)
 
 
 _heap_frozen = False

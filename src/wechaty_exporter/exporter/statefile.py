@@ -28,6 +28,9 @@ FILENAME = "exporter-state.json"
 class Saved:
     bots: dict[str, BotState] = field(default_factory=dict)
     cursors: dict[str, tuple[str, Cursor]] = field(default_factory=dict)  # path → (bot, cursor)
+    # bot → when its counters began (None: from its logs' first line); a bot is absent when the
+    # file was written before this was kept (its start is then unknown).
+    counting_since: dict[str, float | None] = field(default_factory=dict)
 
 
 def load(state_dir: Path) -> Saved:
@@ -42,6 +45,11 @@ def load(state_dir: Path) -> Saved:
             p: (entry["bot"], Cursor.from_dict(entry["cursor"]))
             for p, entry in raw["files"].items()
         }
+        counting = {
+            name: None if at is None else float(at)
+            for name, at in raw.get("counting_since", {}).items()
+            if name in bots
+        }
     except FileNotFoundError:
         return Saved()
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -50,16 +58,26 @@ def load(state_dir: Path) -> Saved:
         with contextlib.suppress(OSError):
             path.replace(bad)
         return Saved()
-    return Saved(bots, cursors)
+    return Saved(bots, cursors, counting)
 
 
-def encode(bots: Mapping[str, BotState], cursors: Mapping[str, tuple[str, Cursor]]) -> bytes:
-    """The state file's bytes: a snapshot, taken where states and positions agree."""
+def encode(
+    bots: Mapping[str, BotState],
+    cursors: Mapping[str, tuple[str, Cursor]],
+    counting_since: Mapping[str, float | None] | None = None,
+) -> bytes:
+    """The state file's bytes: a snapshot, taken where states and positions agree.
+
+    `counting_since` (bot → when its counters began) is a key of its own, which older
+    versions ignore, so the file stays version 1 both ways.
+    """
     document: dict[str, Any] = {
         "version": VERSION,
         "bots": {name: state.to_dict() for name, state in bots.items()},
         "files": {p: {"bot": b, "cursor": c.to_dict()} for p, (b, c) in cursors.items()},
     }
+    if counting_since is not None:
+        document["counting_since"] = dict(counting_since)
     return json.dumps(document, separators=(",", ":")).encode()
 
 

@@ -11,13 +11,14 @@ party. tests/exporter/test_statuspage.py screenshots it in headless Chromium and
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 
 import segno
 
 from wechaty_exporter.exporter.collector import BotView
+from wechaty_exporter.logs.state import BotState
 
 REFRESH_SECONDS = 5
 
@@ -127,7 +128,25 @@ def _qr_block(view: BotView, *, show_qr: bool, now: float) -> str:
     )
 
 
-def _bot_card(view: BotView, *, show_qr: bool, now: float) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _counted(state: BotState, since: float | None) -> str:
+    """The API's counters, and discreetly, when they began (a cold start counts from there)."""
+    counts = " · ".join(
+        (_plural(state.logins_total, "login"), _plural(state.logouts_total, "logout"),
+         _plural(state.qr_codes_total, "QR"))
+    )  # fmt: skip
+    if since is None:
+        return f"{counts} <small>counted from the first line of its logs</small>"
+    stamp = escape(_stamp(since))
+    return f'{counts} <small title="when the exporter began counting">counted since {stamp}</small>'
+
+
+def _bot_card(
+    view: BotView, *, show_qr: bool, now: float, counting: Mapping[str, float | None] | None
+) -> str:
     s = view.state
     css, words = _state_words(view)
     since = ""
@@ -149,6 +168,8 @@ def _bot_card(view: BotView, *, show_qr: bool, now: float) -> str:
         ("last logout", _ago(s.last_logout, now)),
         ("last error", errors),
     ]
+    if counting is not None and view.name in counting:
+        rows.append(("counts", _counted(s, counting[view.name])))
     for f in view.files:
         status = "" if f.present else ' <span class="missing">missing or unreadable</span>'
         rows.append(("log", f"<code>{escape(f.path)}</code>{status}"))
@@ -191,12 +212,22 @@ def _order(view: BotView) -> int:
 
 
 def render_status_page(
-    views: Sequence[BotView], *, show_qr: bool, version: str, now: float | None = None
+    views: Sequence[BotView],
+    *,
+    show_qr: bool,
+    version: str,
+    now: float | None = None,
+    counting_since: Mapping[str, float | None] | None = None,
 ) -> str:
-    """The whole page. Refreshes itself every few seconds so a new QR replaces an expired one."""
+    """The whole page. Refreshes itself every few seconds so a new QR replaces an expired one.
+
+    `counting_since` (bot → when its counters began, as in the API) adds each bot's counts.
+    """
     now = time.time() if now is None else now
     ordered = sorted(views, key=_order)
-    cards = "".join(_bot_card(v, show_qr=show_qr, now=now) for v in ordered)
+    cards = "".join(
+        _bot_card(v, show_qr=show_qr, now=now, counting=counting_since) for v in ordered
+    )
     css, summary = _summary(views, show_qr=show_qr)
     out = sum(1 for v in views if v.state.logged_in is False)
     title = f"{out} logged out · wechaty-exporter" if out else "wechaty-exporter"
