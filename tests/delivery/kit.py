@@ -86,7 +86,7 @@ class Clock:
 @dataclass
 class FakeExporter:
     """Stand-in for the exporter's QR API on loopback: serves exactly the documented
-    `GET /api/v1/bots/{bot}/qr` → {"bot", "qrcode", "status", "seen_at"} or 404 (DESIGN.md).
+    `GET /api/v1/bots/{bot}/qr` → {"bot", "qrcode", "status", "seen_at"} or 404 (docs/exporter.md).
 
     A fake of an outer edge: the receiver's tests against the real `wechaty-exporter serve`
     process live in test_receiver_real_exporter.py.

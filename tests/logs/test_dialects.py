@@ -810,7 +810,7 @@ def test_fragments_of_real_lines_never_raise(lines: list[str]) -> None:
 
 
 def fold(events: Iterable[Event]) -> dict[str, object]:
-    """What events alone imply (DESIGN.md semantics; the real state machine is state.py).
+    """What events alone imply (the documented semantics; the real state machine is state.py).
 
     `user` is the account the last login or logout named.
     """

@@ -3,7 +3,7 @@
 Everything that changes a bot's state lives in this file. The parser turns lines into events
 (`events.py`); `BotState.apply` is the only way an event changes a bot. No I/O, no clock.
 
-Rules (DESIGN.md, "Event semantics"):
+Rules (the public event semantics, docs/exporter.md):
 
 - login → logged in, no QR pending. logout → logged out, no QR pending.
 - scan Waiting(2) with a valid QR → logged out, QR pending (the freshest one).

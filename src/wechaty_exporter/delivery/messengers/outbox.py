@@ -1,8 +1,9 @@
 """Outbox messenger: every message becomes one JSON line in a file (dry runs, demos, tests).
 
-Record schema (DESIGN.md): `{"time": RFC3339, "to": CONTACT, "bot": BOT, "type": "text"|"image",
-"text": "..."}` or, for images, `"png_base64": "..."` instead of `"text"`. Each record is appended
-with one write, then flushed and fsynced before the send counts as accepted.
+Record schema (a public contract: demos and tools read it): `{"time": RFC3339, "to": CONTACT,
+"bot": BOT, "type": "text"|"image", "text": "..."}` or, for images, `"png_base64": "..."` instead
+of `"text"`. Each record is appended with one write, then flushed and fsynced before the send
+counts as accepted.
 """
 
 from __future__ import annotations
