@@ -8,13 +8,16 @@ from typing import Any
 import pytest
 
 from wechaty_exporter import environment
-from wechaty_exporter.cli import build_parser, main, parse_args
+from wechaty_exporter.cli import main, parse_args
+from wechaty_exporter.cli.flags import build_parser
 
 # A command line that parses for each subcommand, before any flag is added.
 MINIMAL = {
     "serve": ["serve"],
     "replay": ["replay", "some.log"],
     "check-config": ["check-config", "config.yml"],
+    "explain": ["explain", "some.log"],
+    "dialects": ["dialects"],
     "receiver": ["receiver"],
     "bot": ["bot"],
 }
@@ -119,3 +122,19 @@ def test_a_command_runs_from_the_environment_alone(
     monkeypatch.setenv("WECHATY_EXPORTER_FORMAT", "prometheus")
     assert main(["replay", str(log)]) == 0
     assert 'wechaty_bot_logged_in{bot="bob"} 1.0' in capsys.readouterr().out
+
+
+def test_a_variable_matters_only_to_the_command_that_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--format` is replay's, explain's and dialects' with different choices: the variable is
+    checked for the command that runs, and a value another command would refuse is no error."""
+    environ = {"WECHATY_EXPORTER_FORMAT": "prometheus"}
+    assert parse_args(["replay", "x.log"], environ).format == "prometheus"
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["explain", "x.log"], environ)
+    assert exc.value.code == 2
+    assert "WECHATY_EXPORTER_FORMAT='prometheus': expected one of text, json" in (
+        capsys.readouterr().err
+    )
+    assert parse_args(["serve"], environ).logs == []  # serve has no --format: untouched

@@ -1,6 +1,8 @@
 """The whole config file: YAML → each wing's section parser → one frozen Config, all problems.
 
     exporter: ...   bots: ...    exporter/settings.py, read by `wechaty-exporter serve` and `replay`
+    dialects: ...                custom log rules the bots may name (exporter/settings.py, the
+                                 rules engine in logs/dialects/rules.py; docs/dialects.md)
     receiver: ...                delivery/settings.py, read by `wechaty-exporter receiver`
     bot: ...                     peerbot/settings.py, read by `wechaty-exporter bot`; it holds the
                                  bot's receiver as `bot.receiver` and its chat commands as
@@ -25,7 +27,7 @@ from wechaty_exporter.exporter.settings import ExporterSettings, parse_exporter_
 from wechaty_exporter.peerbot.settings import BotSettings, parse_bot_settings
 from wechaty_exporter.settings import ConfigError, check_keys
 
-SECTIONS = ("exporter", "bots", "receiver", "bot")
+SECTIONS = ("exporter", "bots", "dialects", "receiver", "bot")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,9 @@ def parse_config(raw: object, source: str = "config") -> Config:
     if "commands" in raw:
         errors.append("commands: chat commands are configured in the bot's section: bot.commands")
     check_keys({k: v for k, v in raw.items() if k != "commands"}, SECTIONS, "config", errors)
-    exporter = parse_exporter_settings(raw.get("exporter"), raw.get("bots"), errors)
+    exporter = parse_exporter_settings(
+        raw.get("exporter"), raw.get("bots"), errors, raw.get("dialects")
+    )
     receiver: ReceiverSettings | None = None
     bot: BotSettings | None = None
     if "receiver" in raw:

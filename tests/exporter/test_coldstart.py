@@ -13,11 +13,12 @@ import pytest
 
 from wechaty_exporter.exporter import monitor as monitor_module
 from wechaty_exporter.exporter import statefile
-from wechaty_exporter.exporter.coldstart import scan_backwards
+from wechaty_exporter.exporter.coldstart import ColdStart, History, scan_backwards
+from wechaty_exporter.exporter.files import Cursor
 from wechaty_exporter.exporter.monitor import Monitor
 from wechaty_exporter.exporter.settings import ExporterSettings
 from wechaty_exporter.logs.dialects.parser import LineParser
-from wechaty_exporter.logs.events import Login, Logout, Scan, ScanStatus
+from wechaty_exporter.logs.events import Event, Login, Logout, Scan, ScanStatus
 from wechaty_exporter.logs.state import BotState
 
 QR = "https://login.weixin.qq.com/l/abc"
@@ -95,6 +96,36 @@ def test_a_qr_printed_twice_was_seen_first_where_replay_says(tmp_path: Path) -> 
     write(log, py(0, LOGIN), py(20, LOGOUT), py(21, WAITING), py(25, WAITING))
     state, _, _ = state_of(log)
     assert state.qr is not None and state.qr.seen_at == at(21) and state.qr_codes_total == 1
+
+
+def test_the_logout_reason_before_the_replayed_qr_is_kept(tmp_path: Path) -> None:
+    """The last decisive entry is the QR after the logout: the reason comes from the history."""
+    log = tmp_path / "bot.log"
+    write(log, py(0, LOGIN), py(20, LOGOUT), PY_CHAT * 5, py(21, WAITING), PY_CHAT)
+    state, _, _ = state_of(log)
+    assert (state.logged_in, state.qr is not None, state.logout_reason) == (False, True, "kicked")
+    assert state.logouts_total == 0  # the logout itself was not replayed: only its reason
+
+
+def test_a_login_after_the_reason_clears_it(tmp_path: Path) -> None:
+    log = tmp_path / "bot.log"
+    write(log, py(0, LOGIN), py(20, LOGOUT), py(21, WAITING), py(30, LOGIN), PY_CHAT)
+    state, _, _ = state_of(log)
+    assert (state.logged_in, state.logout_reason) == (True, None)
+
+
+def test_a_reason_is_applied_only_while_the_bot_is_logged_out() -> None:
+    """Another log of the same bot, replayed after, logged it in: the history's reason is old."""
+    cursor = Cursor(offset=0, inode=1, device=1, fingerprint="", fingerprint_len=0)
+    history = History(logout_reason="kicked")
+    cases: list[tuple[Event, tuple[bool, str | None]]] = [
+        (Login(at(30), "wxid_bob"), (True, None)),
+        (Scan(at(31), ScanStatus.WAITING, QR), (False, "kicked")),
+    ]
+    for event, expected in cases:
+        state = BotState()
+        ColdStart(end=0, cursor=cursor, events=[event], found=True, history=history).apply(state)
+        assert (state.logged_in, state.logout_reason) == expected
 
 
 def test_account_named_only_further_back(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from tests.exporter.test_restart import Exporter
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "wechaty_exporter" / "samples"
 AGREE = ("user", "logged_in", "qr_pending", "last_login", "last_logout", "since",
-         "qr_seen_at", "last_error")  # fmt: skip
+         "qr_seen_at", "last_error", "logout_reason")  # fmt: skip
 COUNTERS = ("logins_total", "logouts_total", "qr_codes_total")
 
 
@@ -78,6 +78,9 @@ def test_cold_start_agrees_with_replay(tmp_path: Path, exporters: Callable[..., 
             assert got[bot][name] == expected[bot][name], f"{bot}: {name}"
         assert expected[bot]["counting_since"] is None  # replay counts the whole file
     assert got["bob"]["user"] == "wxid_bob" and got["bob"]["logged_in"] is False
+    # bob's logout said why; the QR after it is all the cold start replays, the reason is kept.
+    assert got["bob"]["logout_reason"] == "kicked by another device"
+    assert got["alice"]["logout_reason"] is None  # logged in
 
     # The counters, where they must differ. bob: the last decisive entry is the QR after the
     # logout, so the cold start counts that QR, not the login and logout before it.

@@ -27,6 +27,7 @@ from wechaty_exporter.logs.events import (
     Scan,
     ScanStatus,
 )
+from wechaty_exporter.logs.state import BotState
 
 DATA = Path(__file__).parents[1] / "data" / "dialects"
 NOW = 1_800_000_000.0
@@ -167,6 +168,165 @@ EVENTLOGGER: list[tuple[str, list[Event]]] = [
 @pytest.mark.parametrize(("line", "expected"), EVENTLOGGER)
 def test_eventlogger(line: str, expected: list[Event]) -> None:
     assert feed(line) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# wechaty-plugin-contrib EventLogger 1.12 on: `EventLoggerPlugin() <event>: JSON.stringify(args)`
+# (real lines: tests/data/dialects/eventlogger-json.log, from tests/genuine's corpus)
+
+ELP = "10:00:00 INFO WechatyPluginContrib EventLoggerPlugin() "
+REASON = "为了你的帐号安全，请重新登录。"
+
+
+def contact(name: object = "Bob", **payload: object) -> dict[str, Any]:
+    """A Contact, as JSON.stringify writes it (wechaty's ContactImpl)."""
+    body = {"id": "wxid_bob", "name": name, "type": 1, **payload}
+    if name is None:
+        del body["name"]
+    return {"_events": {}, "_eventsCount": 0, "id": "wxid_bob", "payload": body}
+
+
+def js(value: object) -> str:
+    """`value` as JSON.stringify writes it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def elp(event: str, *args: object) -> str:
+    return f"{ELP}{event}: {js(list(args))}"
+
+
+EVENTLOGGER_PLUGIN: list[tuple[str, list[Event]]] = [
+    # scan: [qrcode, status, data]; the number decides
+    (elp("scan", QR, 2, None), [waiting()]),
+    (elp("scan", QR, 2, "some data, with commas"), [waiting()]),
+    (elp("scan", QR, 2, {"x": [1, "]"]}), [waiting()]),
+    (elp("scan", JS + enc(QR), 2, None), [waiting()]),
+    (elp("scan", QR_X, 2, None), [waiting(QR_X)]),
+    (f'{ELP}scan: ["https:\\/\\/login.weixin.qq.com\\/l\\/IdAbc12==",2,null]', [waiting()]),
+    (f'{ELP}scan: ["{QR}",2]', [waiting()]),
+    (elp("scan", "", 0, None), [Scan(NOW, S.UNKNOWN)]),
+    (elp("scan", "", 1, None), [Scan(NOW, S.CANCEL)]),
+    (elp("scan", QR, 3, None), [Scan(NOW, S.SCANNED)]),
+    (elp("scan", QR, 4, None), [Scan(NOW, S.CONFIRMED)]),
+    (elp("scan", QR, 5, None), [Scan(NOW, S.TIMEOUT)]),  # a Timeout's URL is never pending
+    (elp("scan", "", 2, None), [RejectedQr(NOW, "missing qr")]),
+    (elp("scan", EVIL, 2, None), [RejectedQr(NOW, "host not allowed")]),
+    (elp("scan", QR + "\n10:00:00 INFO x", 2, None), [RejectedQr(NOW, "bad character")]),
+    (elp("scan", QR + "\ud800", 2, None), [RejectedQr(NOW, "bad character")]),
+    (f'{ELP}scan: ["{QR}\\x",2,null]', [RejectedQr(NOW, "bad character")]),  # not JSON
+    (elp("scan", QR, 9, None), []),
+    (elp("scan", QR, "2", None), []),
+    (elp("scan", None, 2, None), []),
+    (elp("scan", QR), []),
+    (f"{ELP}scan: {QR},2,", []),  # 1.11's form after 1.12's prefix
+    (f'{ELP}scan: ["{QR}" ,2,null]', []),
+    # login: [contact]: the account is payload.name, else the contact's id
+    (elp("login", contact()), [Login(NOW, "Bob")]),
+    (elp("login", contact('Bob "the" 机器人 🤖 <Ops>')), [Login(NOW, 'Bob "the" 机器人 🤖 <Ops>')]),
+    (elp("login", contact("a\u2028b")), [Login(NOW, "a\u2028b")]),
+    (elp("login", contact("")), [Login(NOW, "wxid_bob")]),
+    (elp("login", contact(None)), [Login(NOW, "wxid_bob")]),
+    (elp("login", contact(42)), [Login(NOW, "wxid_bob")]),
+    (elp("login", {"id": "wxid_x"}), [Login(NOW, "wxid_x")]),
+    (f'{ELP}login: [{{"payload":{{"name":"\\ud800"}}}}]', [Login(NOW, "\ufffd")]),
+    (f"{ELP}login: [1]", [Login(NOW, None)]),
+    (f"{ELP}login: []", []),
+    (f"{ELP}login: [{js(contact())}", []),
+    (f"{ELP}login: [{js(contact())}] x", []),
+    (f"{ELP}login: {js(contact())}", []),
+    (f"{ELP}login: [{js(contact())}]\r", [Login(NOW, "Bob")]),
+    # logout: [contact, reason]
+    (elp("logout", contact(), REASON), [Logout(NOW, "Bob", REASON)]),
+    (elp("logout", contact(), 'a\nb "c"'), [Logout(NOW, "Bob", 'a\nb "c"')]),
+    (elp("logout", contact()), [Logout(NOW, "Bob")]),
+    (elp("logout", contact(), None), [Logout(NOW, "Bob")]),
+    (elp("logout", contact(), ""), [Logout(NOW, "Bob")]),
+    (elp("logout", contact(), 42), [Logout(NOW, "Bob")]),
+    (f'{ELP}logout: [{js(contact())},"\\udc00x"]', [Logout(NOW, "Bob", "\ufffdx")]),
+    # any prefix; levels; other events and chat are not events
+    (f"10:00:00 VERB Bot EventLoggerPlugin() login: [{js(contact())}]", [Login(NOW, "Bob")]),
+    (
+        f"10:00:00 ERR Bot EventLoggerPlugin() login: [{js(contact())}]",
+        [ErrorLogged(NOW), Login(NOW, "Bob")],
+    ),
+    (f"10:00:00 INFO EventLoggerPlugin() login: [{js(contact())}]", []),
+    (f"10:00:00 INFO Bot EventLoggerPluginX() login: [{js(contact())}]", []),
+    (f"10:00:00 INFO Bot  EventLoggerPlugin() login: [{js(contact())}]", []),
+    (elp("ready"), []),
+    (elp("heartbeat", {"data": "heartbeat@browserbridge ding"}), []),
+    (elp("message", {"payload": {"text": f'\n{ELP}scan: ["{QR}",2,null]'}}), []),
+    (elp("message", {"payload": {"text": "\n10:00:00 INFO Bot Contact<M> login"}}), []),
+    (
+        f"10:00:00 ERR WechatyPluginContrib EventLoggerPlugin() error: {json.dumps([{}])}",
+        [ErrorLogged(NOW)],
+    ),
+    (f"10:00:00 INFO Bot Message#Text[🗣Contact<M>]\t{elp('scan', QR, 2, None)}", []),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), EVENTLOGGER_PLUGIN)
+def test_eventlogger_plugin(line: str, expected: list[Event]) -> None:
+    assert feed(line) == expected
+
+
+LONG_SIGNATURE = "签" * 9000  # a contact whose JSON passes the 8 KiB structure cap
+BIG_QR = "https://login.weixin.qq.com/l/" + "a" * 9000
+
+EVENTLOGGER_PLUGIN_CAPPED: list[tuple[str, list[Event]]] = [
+    # a scan: the QR and status come first, what follows may be cut
+    (elp("scan", QR, 2, "x" * 20000), [waiting()]),
+    (
+        elp("scan", "https://login.weixin.qq.com/l/" + "a" * 9000, 2, None),
+        [RejectedQr(NOW, "qr too long")],
+    ),
+    (
+        elp("scan", "https://login.weixin.qq.com/l/" + "a" * 3000, 2, None),
+        [RejectedQr(NOW, "qr too long")],
+    ),
+    # a login or logout the cap cut is still one, naming no user (nor reason)
+    (elp("login", contact(signature=LONG_SIGNATURE)), [Login(NOW, None)]),
+    (elp("logout", contact(signature=LONG_SIGNATURE), REASON), [Logout(NOW, None, None)]),
+    # deep nesting within the cap: no event, no RecursionError
+    (f"{ELP}login: " + "[" * 4000 + "]" * 4000, []),
+    (f"{ELP}logout: [" + "{" * 3000, []),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"), EVENTLOGGER_PLUGIN_CAPPED, ids=range(len(EVENTLOGGER_PLUGIN_CAPPED))
+)
+def test_eventlogger_plugin_capped(line: str, expected: list[Event]) -> None:
+    assert feed(line) == expected
+
+
+def test_eventlogger_plugin_in_wrappers() -> None:
+    """The current EventLogger's lines in pm2's wrappers, as tests/genuine's pm2 runs wrote
+    them: a JSON message whose own JSON is escaped again, and a --time prefix."""
+    line = elp("logout", contact(), REASON)
+    logout = Logout(T_CST, "Bob", REASON)
+    assert feed(pm2_json(line + "\n")) == [logout]
+    assert feed(pm2_json(line + "\n", "2026-11-25T10:00:00")) == [logout]
+    assert feed(f"2026-11-25T10:00:00: {line}") == [logout]
+    assert feed(f"\x1b[32m0|bob  | \x1b[39m{line}") == [Logout(NOW, "Bob", REASON)]
+    # one pm2 record holding two lines (writes coalesced into one chunk)
+    scan = elp("scan", QR, 3, None)
+    both = pm2_json(
+        f"{scan}\n10:00:00 INFO WechatyPluginContrib QRCodeTerminal onScan: Scanned(3)\n"
+    )
+    assert feed(both) == [Scan(T_CST, S.SCANNED), Scan(T_CST, S.SCANNED)]
+
+
+def test_eventlogger_plugin_real_lines() -> None:
+    """Lines the real wechaty-plugin-contrib 1.12.2 wrote (tests/genuine), whole."""
+    lines = (DATA / "eventlogger-json.log").read_text("utf-8").splitlines()
+    login = next(x for x in lines if "EventLoggerPlugin() login: [" in x)
+    logout = next(x for x in lines if "EventLoggerPlugin() logout: [" in x)
+    assert feed(login) == [Login(NOW, "HelperBob")]
+    assert feed(logout) == [Logout(NOW, "HelperBob", REASON)]
+    messages = [x for x in lines if "EventLoggerPlugin() message: [" in x]
+    assert len(messages) >= 10
+    assert any("PHISH" in x for x in messages)
+    assert feed(*messages) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -848,7 +1008,7 @@ EXPECTED = json.loads((DATA / "expected.json").read_text("utf-8"))
 
 def test_every_sample_has_an_expectation() -> None:
     assert sorted(EXPECTED) == sorted(p.name for p in DATA.glob("*.log"))
-    assert len(EXPECTED) == 9
+    assert len(EXPECTED) == 10
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -861,3 +1021,42 @@ def test_sample_log(name: str) -> None:
     if EXPECTED[name]["qr"] is not None:
         last_waiting = [e for e in events if isinstance(e, Scan) and e.status is S.WAITING][-1]
         assert last_waiting.qrcode == EXPECTED[name]["qr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeout(5) with a URL, in every dialect: the QR never stays pending.
+TIMEOUTS: list[tuple[list[str], Event]] = [
+    (
+        [f"10:00:00 INFO StarterBot onScan: Waiting(2) - {JS}{enc(QR)}",
+         f"10:00:01 INFO StarterBot onScan: Timeout(5) - {JS}{enc(QR)}"],
+        Scan(NOW, S.TIMEOUT),
+    ),
+    ([f"{EL}scan: {QR},2,", f"{EL}scan: {QR},5,"], Scan(NOW, S.TIMEOUT)),
+    ([elp("scan", QR, 2, None), elp("scan", QR, 5, None)], Scan(NOW, S.TIMEOUT)),
+    (
+        [f"{QT}Login QR Code Status: Waiting(2)", f"QR Code Image URL: {JS}{enc(QR)}",
+         f"{QT}Login QR Code Status: Timeout(5)", f"QR Code Image URL: {JS}{enc(QR)}"],
+        Scan(NOW, S.TIMEOUT),
+    ),
+    (
+        [py_scan("<ScanStatus.Waiting: 2>", repr(QR)),
+         py_scan("<ScanStatus.Timeout: 5>", repr(QR))],
+        Scan(T_PY, S.TIMEOUT),
+    ),
+    (
+        [format_self_log("scan", {"status": 2, "qrcode": QR}, NOW),
+         format_self_log("scan", {"status": 5, "qrcode": QR}, NOW)],
+        Scan(NOW, S.TIMEOUT),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lines", "timeout"), TIMEOUTS, ids=range(len(TIMEOUTS)))
+def test_a_timeout_with_a_url_leaves_no_qr_pending(lines: list[str], timeout: Event) -> None:
+    events = feed(*lines)
+    assert timeout in events
+    assert [e for e in events if isinstance(e, Scan) and e.qrcode is not None] == [events[0]]
+    state = BotState()
+    for e in events:
+        state.apply(e)
+    assert state.qr is None and state.qr_codes_total == 1

@@ -46,6 +46,22 @@ EXTRA = [
     "10:00:02 INFO EventLogger logout: Contact<Bob>,kicked",
     "10:00:03 INFO QRCodeTerminal Login QR Code Status: Waiting(2)",
     "10:00:04  INFO  Bot  Contact<Bob> login",
+    # wechaty-plugin-contrib 1.12's EventLogger: JSON arrays, chat escaped inside them
+    '10:00:05 INFO WechatyPluginContrib EventLoggerPlugin() scan: ["https://login.weixin.qq.com'
+    '/l/IdJs==",2,null]',
+    '10:00:05 INFO WechatyPluginContrib EventLoggerPlugin() scan: ["https://login.weixin.qq.com'
+    '/l/IdJs==",5,null]',
+    '10:00:06 INFO WechatyPluginContrib EventLoggerPlugin() login: [{"id":"b","payload":'
+    '{"name":"Bob"}}]',
+    '10:00:07 INFO WechatyPluginContrib EventLoggerPlugin() logout: [{"id":"b"},"为了你的帐号'
+    '安全，请重新登录。"]',
+    '10:00:08 INFO WechatyPluginContrib EventLoggerPlugin() message: [{"payload":{"text":"\\n'
+    '10:00:00 INFO Bot onScan: Waiting(2) - https://login.weixin.qq.com/l/x"}}]',
+    "10:00:08 INFO WechatyPluginContrib EventLoggerPlugin() ready: []",
+    "10:00:08 INFO WechatyPluginContrib EventLoggerPlugin() login: {}",
+    "10:00:08 INFO WechatyPluginContrib EventLoggerPlugin()  login: [{}]",
+    "10:00:08 INFO EventLoggerPlugin() login: [{}]",
+    "10:00:08 ERR WechatyPluginContrib EventLoggerPlugin() error: [{}]",
     '{"message":"10:00:00 INFO Bot Message#Text[]\\thi\\n","app_name":"bob",'
     '"message":"10:00:00 INFO X Contact<Bob> login"}',
     '{"message":"bob | 10:00:00 INFO Bot chat\\n10:00:01 INFO Bot Contact<Bob> login\\n",'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wechaty_exporter.cli import bot_settings_from_args
+from wechaty_exporter.cli.run import bot_settings_from_args
 from wechaty_exporter.peerbot.settings import (
     BotSettings,
     PuppetSettings,

@@ -63,8 +63,11 @@ def bot_document(
         "counting_since": rfc3339(counting_since),
         "last_login": rfc3339(s.last_login),
         "last_logout": rfc3339(s.last_logout),
+        "logout_reason": s.logout_reason,
         "qr_seen_at": rfc3339(s.qr.seen_at if s.qr else None),
         "log_files": [{"path": f.path, "present": f.present} for f in view.files],
+        # per log: what it is read as (`auto` or a dialect) and what it speaks (null: no event yet)
+        "dialects": {f.path: {"dialect": f.dialect, "speaks": f.speaks} for f in view.files},
         "since": rfc3339(s.since),
         "last_error": rfc3339(s.last_error),
     }
@@ -125,8 +128,10 @@ async def handle_bots(request: web.Request) -> web.Response:
 
 async def handle_qr(request: web.Request) -> web.Response:
     bot, qr = _pending_qr(request)
+    state = request.app[MONITOR].bots.get(bot)
     body = {"bot": bot, "qrcode": qr.qrcode, "status": qr.status.name.title(),
-            "seen_at": rfc3339(qr.seen_at)}  # fmt: skip
+            "seen_at": rfc3339(qr.seen_at),
+            "logout_reason": state.logout_reason if state else None}  # fmt: skip
     return web.json_response(body, headers=NO_STORE)
 
 

@@ -7,11 +7,12 @@ counters. Start-up cost depends on how far back the last decisive event is, not 
 the log. The tailer then follows from `end`.
 
 Every byte read also goes through a scratch replay (`History`), which gives what `replay` would
-say about the account name and the times (`since`, last login, logout and error) whenever their
-evidence lies within those bytes; it is applied without its counters. When the bytes read name
-no account (the last decisive entry is a logout or a scan, say), the blocks keep growing, within
-the same `max_scan` budget, until they reach a login that names it: a logged-in bot's last login
-usually does, so the common case reads no more than before.
+say about the account name, the times (`since`, last login, logout and error) and the logout
+reason (taken only while the bot is logged out) whenever their evidence lies within those bytes;
+it is applied without its counters. When the bytes read name no account (the last decisive entry
+is a logout or a scan, say), the blocks keep growing, within the same `max_scan` budget, until
+they reach a login that names it: a logged-in bot's last login usually does, so the common case
+reads no more than before.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ class History:
     last_logout: float | None = None
     last_error: float | None = None
     qr: PendingQr | None = None  # the pending QR, seen first where the same QR was first printed
+    logout_reason: str | None = None  # what the last logout read said, while still logged out
 
     @classmethod
     def of(cls, s: BotState) -> History:
-        return cls(s.user, s.since, s.last_login, s.last_logout, s.last_error, s.qr)
+        return cls(s.user, s.since, s.last_login, s.last_logout, s.last_error, s.qr,
+                   s.logout_reason)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -88,6 +91,10 @@ class ColdStart:
         state.last_error = _latest(error, h.last_error)
         if state.qr is not None and h.qr is not None and h.qr.qrcode == state.qr.qrcode:
             state.qr = h.qr  # the same QR printed again (by a second logger) is not a new one
+        # The reason is kept while the bot stays logged out (logs/state.py): the logout that
+        # gave it usually lies before the last decisive entry (the QR printed after it).
+        if state.logged_in is False and h.logout_reason is not None:
+            state.logout_reason = h.logout_reason
 
 
 def _latest(a: float | None, b: float | None) -> float | None:

@@ -42,7 +42,7 @@ from wechaty_exporter.logs.state import BotState
 
 @dataclass(frozen=True, slots=True)
 class FileView:
-    """One log file's tailer health, as the collector needs it."""
+    """One log file's tailer health, as the collector needs it, and its dialect (API only)."""
 
     path: str
     present: bool
@@ -50,6 +50,8 @@ class FileView:
     truncations: int
     read_errors: int
     lines_cut: int
+    dialect: str = "auto"  # what it is read as: `auto` or a dialect's name
+    speaks: str | None = None  # the dialect of its first event; None: none parsed yet
 
 
 @dataclass(frozen=True, slots=True)

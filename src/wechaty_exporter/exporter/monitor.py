@@ -1,7 +1,9 @@
 """The exporter's engine: tailer → parser → state, with start-up recovery and periodic saves.
 
 One Monitor owns every bot's state. It is driven by one asyncio task (`run`) and read by the
-HTTP handlers on the same loop, so no locks are needed.
+HTTP handlers on the same loop, so no locks are needed. Each file is read in its dialect
+(`bots.<name>.dialect`, default `auto`); the dialect a file turns out to speak is logged once,
+when its first event is parsed (`bot alice: /path speaks brolog`), and shown per file.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Monitor:
         # line of its logs). Set at start-up; kept in the state file across restarts.
         self.counting_since: dict[str, float | None] = {bot: None for bot in self.bots}
         self._parsers: dict[str, dict[tuple[int, int], LineParser]] = {}
+        self.speaks: dict[str, str] = {}  # path → the dialect of its first event
         self._cursors: dict[str, tuple[str, Cursor]] = {}
         self._tailer: Tailer | None = None
         self._dirty = False
@@ -66,9 +69,16 @@ class Monitor:
         self.ready = asyncio.Event()
         self.start_report: StartReport | None = None
 
-    def _new_parser(self, bot: str) -> LineParser:
+    def _new_parser(self, bot: str, path: str) -> LineParser:
         only = bot in self.settings.self_log_qr_bots
-        return LineParser(self.settings.qr_hosts, self_log_qr_only=only)
+        dialect = self.settings.dialect(bot, path)
+        return LineParser(self.settings.qr_hosts, self_log_qr_only=only, dialect=dialect)
+
+    def _heard(self, bot: str, path: str, parser: LineParser) -> None:
+        """Log, once per file, the dialect of the first event parsed from it."""
+        if parser.spoken is not None and path not in self.speaks:
+            self.speaks[path] = parser.spoken
+            log.info("bot %s: %s speaks %s", bot, path, parser.spoken)
 
     # -- reading side (HTTP handlers) --------------------------------------------------------
 
@@ -88,6 +98,8 @@ class Monitor:
                         truncations=st.truncations if st else 0,
                         read_errors=st.read_errors if st else 0,
                         lines_cut=st.lines_cut if st else 0,
+                        dialect=self.settings.dialect_name(bot, path),
+                        speaks=self.speaks.get(path),
                     )
                 )
             views.append(BotView(bot, self.bots[bot], tuple(files)))
@@ -134,13 +146,21 @@ class Monitor:
         A file read from its beginning (missing or unreadable now, or holding no decisive
         entry at all) is counted whole; one with none in the last max_scan bytes from `started`.
         """
+        made: list[LineParser] = []
+
+        def new_parser() -> LineParser:
+            made.append(self._new_parser(bot, path))
+            return made[-1]
+
         try:
-            found = scan_backwards(path, lambda: self._new_parser(bot))
+            found = scan_backwards(path, new_parser)
         except FileNotFoundError:
             return "start"  # waited for; read from its beginning once it appears
         except OSError as exc:
             log.warning("cold start: cannot read %s (%s); will keep trying", path, exc.strerror)
             return "start"
+        for parser in made:
+            self._heard(bot, path, parser)
         state = self.bots[bot]
         found.apply(state)
         state.saw_lines(found.lines, self._clock())
@@ -168,6 +188,8 @@ class Monitor:
         now = self._clock()
         before = (state.logged_in, state.qr, state.known)
         replay_lines(state, parser, chunk.lines, now)
+        if chunk.path not in self.speaks:
+            self._heard(bot, chunk.path, parser)
         # The drained tail of a rotated-away file may arrive after lines of its successor: the
         # position to save is always the file now at the path (None: not there yet).
         cursor = chunk.cursor if not chunk.rotated else self._current_cursor(chunk.path)
@@ -185,7 +207,7 @@ class Monitor:
         if parser is None:
             while len(per_path) >= 3:  # this file, and the rotated ones still being drained
                 del per_path[next(iter(per_path))]
-            parser = per_path[key] = self._new_parser(self._bot_of[chunk.path])
+            parser = per_path[key] = self._new_parser(self._bot_of[chunk.path], chunk.path)
         return parser
 
     def _current_cursor(self, path: str) -> Cursor | None:

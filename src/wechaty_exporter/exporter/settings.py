@@ -1,4 +1,5 @@
-"""The exporter's settings: `exporter:` and `bots:` sections, `serve`'s flags → one frozen object.
+"""The exporter's settings: `exporter:`, `bots:` and `dialects:` sections, `serve`'s flags → one
+frozen object.
 
 exporter:
   listen_address: "127.0.0.1:9839"
@@ -13,6 +14,14 @@ bots:
   bob:
     logs: [/var/log/bob.log]
     qr_source: self-log                            # QRs only from the unforgeable self-log
+  carol:
+    logs: [/var/log/carol.log]
+    dialect: padlocal                              # a built-in profile or one of dialects:
+dialects:                                          # custom rules (logs/dialects/rules.py)
+  padlocal:
+    rules:
+      - {event: login, match: '[0-9:]{8} VERB [[]PuppetPadlocal] login success: (?P<user>.+)'}
+                                                   # more: docs/dialects.md
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from wechaty_exporter.logs.dialects.profiles import AUTO, PROFILES, builtin_names
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
+from wechaty_exporter.logs.dialects.rules import Dialect, parse_dialect
 from wechaty_exporter.settings import (
     ConfigError,
     check_keys,
@@ -48,6 +59,18 @@ class ExporterSettings:
     max_line_bytes: int = 65536
     bots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (bot, (path, ...)), in config order
     self_log_qr_bots: frozenset[str] = frozenset()  # bots whose QRs count only from a self-log
+    dialects: tuple[tuple[str, Dialect], ...] = ()  # the `dialects:` section, by name
+    bot_dialects: tuple[tuple[str, str], ...] = ()  # bot → dialect name (default: auto)
+    log_dialects: tuple[tuple[str, str], ...] = ()  # path → dialect name, over its bot's
+
+    def dialect_name(self, bot: str, path: str) -> str:
+        """The dialect a log file is read with: its own, else its bot's, else ``auto``."""
+        return dict(self.log_dialects).get(path) or dict(self.bot_dialects).get(bot) or AUTO
+
+    def dialect(self, bot: str, path: str) -> Dialect | None:
+        """The rules a log file is read with; None: the built-in detection (``auto``)."""
+        name = self.dialect_name(bot, path)
+        return dict(self.dialects).get(name) or PROFILES.get(name)
 
     @property
     def listen_address(self) -> str:
@@ -61,13 +84,69 @@ class ExporterSettings:
 QR_SOURCES = ("any", "self-log")
 
 
-def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
-    """`bots:` → the ExporterSettings fields it sets (bots, self_log_qr_bots)."""
+def parse_dialects(raw: object, errors: list[str]) -> dict[str, Dialect]:
+    """`dialects:` (name → rules) → compiled dialects; every problem, located, goes to `errors`."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.append("dialects: expected a mapping of dialect name → {rules: [...]}")
+        return {}
+    out: dict[str, Dialect] = {}
+    for name, body in raw.items():
+        if parse_bot_key(name, "dialects", errors) is None:
+            continue
+        if name in builtin_names():
+            errors.append(f"dialects.{name}: the name of a built-in dialect; choose another")
+            continue
+        dialect = parse_dialect(name, body, f"dialects.{name}", errors, PROFILES)
+        if dialect is not None:
+            out[name] = dialect
+    return out
+
+
+def _dialect_name(value: object, where: str, known: Sequence[str], errors: list[str]) -> str | None:
+    if isinstance(value, str) and value in known:
+        return value
+    errors.append(f"{where}: unknown dialect {value!r} (known: {', '.join(known)})")
+    return None
+
+
+def _parse_bot_dialects(
+    name: str, body: dict[str, Any], paths: Sequence[str], known: Sequence[str], errors: list[str]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """`bots.<name>.dialect` and `.log_dialects` → (bot, dialect) and (path, dialect) pairs."""
+    where = f"bots.{name}"
+    mine: list[tuple[str, str]] = []
+    per_log: list[tuple[str, str]] = []
+    if "dialect" in body and (
+        d := _dialect_name(body["dialect"], f"{where}.dialect", known, errors)
+    ):
+        mine.append((name, d))
+    logs = body.get("log_dialects")
+    if logs is None:
+        return mine, per_log
+    if not isinstance(logs, dict):
+        errors.append(f"{where}.log_dialects: expected a mapping of log path → dialect name")
+        return mine, per_log
+    for path, value in logs.items():
+        if path not in paths:
+            errors.append(f"{where}.log_dialects.{path}: not one of the bot's logs")
+        elif d := _dialect_name(value, f"{where}.log_dialects.{path}", known, errors):
+            per_log.append((path, d))
+    return mine, per_log
+
+
+def _parse_bots(raw: object, errors: list[str], dialects: Sequence[str] = ()) -> dict[str, Any]:
+    """`bots:` → the ExporterSettings fields it sets (bots, self_log_qr_bots, bot_dialects,
+    log_dialects); `dialects`: the names of the `dialects:` section."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         errors.append("bots: expected a mapping of bot name → {logs: [...]}")
         return {}
+    known = [*builtin_names(), *dialects]
+    bot_dialects: list[tuple[str, str]] = []
+    log_dialects: list[tuple[str, str]] = []
     bots, self_log_only = [], set()
     for name, body in raw.items():
         if parse_bot_key(name, "bots", errors) is None:
@@ -76,7 +155,7 @@ def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
         if not isinstance(body, dict):
             errors.append(f"{where}: expected a mapping with a 'logs' list")
             continue
-        check_keys(body, {"logs", "qr_source"}, where, errors)
+        check_keys(body, {"logs", "qr_source", "dialect", "log_dialects"}, where, errors)
         source = body.get("qr_source", "any")
         if source not in QR_SOURCES:
             errors.append(f"{where}.qr_source: expected one of {', '.join(QR_SOURCES)}")
@@ -86,7 +165,15 @@ def _parse_bots(raw: object, errors: list[str]) -> dict[str, Any]:
             errors.append(f"{where}.logs: required")
             continue
         bots.append((name, str_list(body["logs"], f"{where}.logs", errors)))
-    return {"bots": tuple(bots), "self_log_qr_bots": frozenset(self_log_only)}
+        mine, per_log = _parse_bot_dialects(name, body, bots[-1][1], known, errors)
+        bot_dialects += mine
+        log_dialects += per_log
+    return {
+        "bots": tuple(bots),
+        "self_log_qr_bots": frozenset(self_log_only),
+        "bot_dialects": tuple(bot_dialects),
+        "log_dialects": tuple(log_dialects),
+    }
 
 
 def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
@@ -170,9 +257,19 @@ def apply_serve_flags(
     return replace(settings, **changes)
 
 
-def parse_exporter_settings(exporter: object, bots: object, errors: list[str]) -> ExporterSettings:
-    """The `exporter:` and `bots:` sections → ExporterSettings; problems go to `errors`."""
-    settings = replace(_parse_exporter(exporter, errors), **_parse_bots(bots, errors))
+def parse_exporter_settings(
+    exporter: object, bots: object, errors: list[str], dialects: object = None
+) -> ExporterSettings:
+    """The `exporter:`, `bots:` and `dialects:` sections → ExporterSettings; problems go to
+    `errors`."""
+    custom = parse_dialects(dialects, errors)
+    # A bot may name any dialect of the section, even one with problems (reported there once).
+    declared = [n for n in dialects if isinstance(n, str)] if isinstance(dialects, dict) else []
+    settings = replace(
+        _parse_exporter(exporter, errors),
+        **_parse_bots(bots, errors, declared),
+        dialects=tuple(custom.items()),
+    )
     seen: dict[str, str] = {}
     for name, paths in settings.bots:
         for path in paths:

@@ -17,7 +17,7 @@ from html import escape
 
 import segno
 
-from wechaty_exporter.exporter.collector import BotView
+from wechaty_exporter.exporter.collector import BotView, FileView
 from wechaty_exporter.logs.state import BotState
 
 REFRESH_SECONDS = 5
@@ -93,6 +93,17 @@ def _ago(ts: float | None, now: float) -> str:
     return f'<span class="ago" title="{stamp}">{_span(now - ts)} ago <small>{stamp}</small></span>'
 
 
+# Characters of a logout reason shown (WeChat's are one short sentence; a log can say more).
+REASON_SHOWN = 200
+
+
+def _reason(reason: str) -> str:
+    """A logout reason as the page shows it: escaped, at most `REASON_SHOWN` characters."""
+    if len(reason) > REASON_SHOWN:
+        reason = reason[: REASON_SHOWN - 1] + "…"
+    return f'<span class="reason">{escape(reason)}</span>'
+
+
 def _state_words(view: BotView) -> tuple[str, str]:
     """(css class, words) for the bot's login state."""
     logged_in = view.state.logged_in
@@ -126,6 +137,14 @@ def _qr_block(view: BotView, *, show_qr: bool, now: float) -> str:
         f'<p class="how">Scan with WeChat on {name}\'s phone</p>{freshness}'
         f"<p>This page refreshes every {REFRESH_SECONDS} s.</p></div>"
     )
+
+
+def _dialect(f: FileView) -> str:
+    """What a log is read as and what it turned out to speak (a custom dialect is named)."""
+    words = f"speaks {f.speaks}" if f.speaks is not None else "no event parsed yet"
+    if f.dialect != "auto":
+        words += f", dialect {f.dialect}"
+    return f" <small>{escape(words)}</small>"
 
 
 def _plural(n: int, word: str) -> str:
@@ -166,13 +185,14 @@ def _bot_card(
         ("account", escape(s.user) if s.user else "—"),
         ("last login", _ago(s.last_login, now)),
         ("last logout", _ago(s.last_logout, now)),
+        *([("logout reason", _reason(s.logout_reason))] if s.logout_reason else []),
         ("last error", errors),
     ]
     if counting is not None and view.name in counting:
         rows.append(("counts", _counted(s, counting[view.name])))
     for f in view.files:
         status = "" if f.present else ' <span class="missing">missing or unreadable</span>'
-        rows.append(("log", f"<code>{escape(f.path)}</code>{status}"))
+        rows.append(("log", f"<code>{escape(f.path)}</code>{status}{_dialect(f)}"))
     details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     name = escape(view.name)
     qr = _qr_block(view, show_qr=show_qr, now=now)

@@ -7,10 +7,11 @@ a log through rotations must equal the state after replaying every line it was g
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
+from wechaty_exporter.logs.dialects.rules import Dialect
 from wechaty_exporter.logs.state import BotState
 
 CHUNK = 256 << 10  # small enough to stay in the CPU cache while it is scanned
@@ -35,14 +36,16 @@ def replay_file(
     qr_hosts: Sequence[str] | None = None,
     self_log_qr_only: bool = False,
     max_line: int = 65536,
+    dialect: Dialect | None = None,
 ) -> None:
     """Replay one file into `state`. Lines without a full date get the file's mtime.
 
     Reads 256 KiB blocks; `LineParser.feed_block` skips the lines that cannot hold an event
     without decoding them, so replay runs at close to the speed of reading the file.
+    `dialect`: the file's rules (None: the built-in detection).
     """
     hosts = tuple(qr_hosts) if qr_hosts else DEFAULT_QR_HOSTS
-    parser = LineParser(hosts, self_log_qr_only=self_log_qr_only)
+    parser = LineParser(hosts, self_log_qr_only=self_log_qr_only, dialect=dialect)
     apply = state.apply
     lines = 0
     with open(path, "rb") as f:
@@ -75,10 +78,14 @@ def replay_files(
     *,
     qr_hosts: Sequence[str] | None = None,
     self_log_qr_bots: Collection[str] = (),
+    dialects: Callable[[str, str], Dialect | None] | None = None,
 ) -> dict[str, BotState]:
-    """(bot, path) pairs → each bot's state (first-seen order), files replayed as given."""
+    """(bot, path) pairs → each bot's state (first-seen order), files replayed as given;
+    `dialects(bot, path)` gives each file's rules (None: the built-in detection)."""
     states: dict[str, BotState] = {}
     for bot, path in targets:
         state = states.setdefault(bot, BotState())
-        replay_file(state, path, qr_hosts=qr_hosts, self_log_qr_only=bot in self_log_qr_bots)
+        dialect = dialects(bot, path) if dialects is not None else None
+        only = bot in self_log_qr_bots
+        replay_file(state, path, qr_hosts=qr_hosts, self_log_qr_only=only, dialect=dialect)
     return states

@@ -11,6 +11,10 @@ Rules (the public event semantics, docs/exporter.md):
   re-login).
 - scan Scanned(3), Timeout(5), Cancel(1) → no QR pending; logged-in state unchanged.
 - No evidence yet → unknown (`logged_in is None`); unknown never counts as logged out.
+- `logout_reason`: what the last logout said (WeChat's own words, as the puppet passed them),
+  kept while the bot stays logged out, cut to `LOGOUT_REASON_MAX` characters. A logout that
+  says none leaves an earlier one's reason when the bot was already logged out (a second logger
+  printing the same logout), else clears it; logging in clears it.
 
 Counters count state changes, not lines: a login line repeated, or a Confirmed scan followed by
 its login line, is one login; the same QR printed by two loggers is one QR code. That keeps the
@@ -32,6 +36,8 @@ from wechaty_exporter.logs.events import (
     Scan,
     ScanStatus,
 )
+
+LOGOUT_REASON_MAX = 500  # characters of a logout reason kept (the API and the state file)
 
 
 class _Keep(Enum):
@@ -104,6 +110,7 @@ class BotState:
     user: str | None = None
     last_login: float | None = None
     last_logout: float | None = None
+    logout_reason: str | None = None  # what the last logout said, while logged out
     last_error: float | None = None
     logins_total: int = 0
     logouts_total: int = 0
@@ -124,6 +131,7 @@ class BotState:
             self.since = event.at
             if rule.logged_in:
                 self.logins_total += 1
+                self.logout_reason = None
             elif isinstance(event, Logout):
                 self.logouts_total += 1
         if rule.qr is QrEffect.CLEAR:
@@ -142,6 +150,10 @@ class BotState:
                 self.user = event.user
         elif isinstance(event, Logout):
             self.last_logout = event.at
+            if event.reason:
+                self.logout_reason = event.reason[:LOGOUT_REASON_MAX]
+            elif was is not False:
+                self.logout_reason = None
         elif isinstance(event, Scan) and event.status is ScanStatus.CONFIRMED and was is not True:
             self.last_login = event.at
         elif isinstance(event, RejectedQr):

@@ -5,18 +5,28 @@ After the wrappers of `structure` are stripped:
 brolog (TypeScript Wechaty)   ``HH:MM:SS LEVEL Prefix message``, LEVEL in ERR WARN INFO VERB SILL:
     ``onScan: Waiting(2) - <qr or wrapped qr>``, ``onScan: Scanned(3)``, ``Contact<Name> login``,
     ``Contact<Name> logout[ reason]`` (``ContactSelf<..>`` too). ERR -> ErrorLogged.
-wechaty-plugin-contrib EventLogger  ``EventLogger scan: <qr>,<status>,<data>``,
+wechaty-plugin-contrib EventLogger, 1.11 and before  ``EventLogger scan: <qr>,<status>,<data>``,
     ``login: Contact<Name>``, ``logout: Contact<Name>,<reason>`` (as the message of any prefix,
     as the plugin writes it, or after a prefix ``EventLogger``).
+wechaty-plugin-contrib EventLogger, 1.12 on  ``EventLoggerPlugin() <event>: <JSON array>``, the
+    event's arguments as ``JSON.stringify`` writes them (as the message of any prefix; the plugin
+    writes ``WechatyPluginContrib``): ``scan: ["<qr>",<status>,<data>]``, ``login: [<contact>]``
+    and ``logout: [<contact>,"<reason>"]``, where a contact is ``{"id":..,"payload":{"name":..}}``:
+    the user is its ``payload.name`` (else its ``id``). Only the first `HEAD_CAP` characters are
+    read: a scan whose QR they cut is a RejectedQr; a login or logout whose array they cut names
+    no user (nor reason). Any other event (``message: [...]``: chat, JSON-escaped) is none.
 wechaty-plugin-contrib QRCodeTerminal  ``QRCodeTerminal Login QR Code Status: Waiting(2)`` and, on
     the very next line only, ``QR Code Image URL: <url>``: the Scan is emitted when the URL line
     arrives (`entry_lines` = 2); any other line in between cancels the entry without an event.
     Other statuses (``Timeout(5)`` also prints a URL line, ``onScan: Scanned(3)``) are emitted at
     once with no QR; a URL line that completes nothing is not an event.
+
+A Timeout(5) scan is never a Waiting one, whatever URL its line carries: no QR stays pending.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from wechaty_exporter.logs.dialects.context import STATUSES, DialectContext, text
@@ -31,7 +41,7 @@ from wechaty_exporter.logs.events import (
     ScanStatus,
 )
 
-__all__ = ["BROLOG_RE", "QRT_URL", "brolog_events"]
+__all__ = ["BROLOG_RE", "EL_PLUGIN", "QRT_URL", "brolog_events"]
 
 BROLOG_RE = re.compile(HMS + r" +(ERR|WARN|INFO|VERB|SILL) +(\S+)(?: |\Z)", re.ASCII)
 QRT_URL = "QR Code Image URL: "  # the line that completes a QRCodeTerminal Waiting entry
@@ -41,6 +51,10 @@ _CONTACT_RE = re.compile(r"Contact(?:Self)?<(.*)> (login|logout)(?:[ :,] ?(.*))?
 _EL_SCAN_RE = re.compile(r"scan: (.*?),(\d{1,3}),(.*)\Z", re.ASCII | re.DOTALL)
 _EL_LOGIN_RE = re.compile(r"login: Contact(?:Self)?<(.*)>\Z", re.DOTALL)
 _EL_LOGOUT_RE = re.compile(r"logout: Contact(?:Self)?<(.*?)>(?:,(.*))?\Z", re.DOTALL)
+EL_PLUGIN = "EventLoggerPlugin() "  # the current EventLogger's message, before `<event>: [...]`
+_ELP_EVENT_RE = re.compile(r"(scan|login|logout): \[")
+# The first two elements of the scan array: a JSON string (the QR) and a number (the status).
+_ELP_SCAN_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)",(\d{1,3})[,\]]', re.DOTALL)
 _QRT_STATUS_RE = re.compile(
     r"(?:Login QR Code Status|onScan): ([A-Za-z]+)\((\d{1,3})\)\Z", re.ASCII
 )
@@ -87,6 +101,8 @@ def brolog_events(
     elif c == "E":
         if head.startswith("EventLogger ", pos):
             _event_logger(head, pos + 12, truncated, when, now, ctx, out)
+        elif head.startswith(EL_PLUGIN, pos):
+            _event_logger_plugin(head, pos + len(EL_PLUGIN), truncated, when, now, ctx, out)
     elif c == "Q" and head.startswith("QRCodeTerminal ", pos):
         return _qrcode_terminal(head, pos + 15, when, now, ctx, out)
     return None
@@ -116,6 +132,70 @@ def _event_logger(
         s = _EL_LOGOUT_RE.match(head, pos)
         if s is not None:
             out.append(Logout(ctx.at(when, now), text(s.group(1)), text(s.group(2))))
+
+
+def _event_logger_plugin(
+    head: str,
+    pos: int,
+    truncated: bool,
+    when: When,
+    now: float,
+    ctx: DialectContext,
+    out: list[Event],
+) -> None:
+    """The current EventLogger: ``<event>: <JSON.stringify(args)>`` from `pos`."""
+    e = _ELP_EVENT_RE.match(head, pos)
+    if e is None:
+        return
+    kind = e.group(1)
+    start = e.end()  # just after "["
+    if kind == "scan":
+        s = _ELP_SCAN_RE.match(head, start)
+        if s is not None:
+            ctx.scan(ctx.at(when, now), int(s.group(2)), _json_string(s.group(1)), False, out)
+        elif truncated:  # the status comes after the QR, which the cap cut
+            out.append(RejectedQr(ctx.at(when, now), "qr too long"))
+        return
+    user = reason = None
+    if not truncated:
+        try:
+            args = json.loads(head[start - 1 :])
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(args, list) or not args:
+            return
+        user = _contact_name(args[0])
+        if len(args) > 1 and isinstance(args[1], str):
+            reason = text(args[1])
+    if kind == "login":
+        out.append(Login(ctx.at(when, now), user))
+    else:
+        out.append(Logout(ctx.at(when, now), user, reason))
+
+
+def _json_string(body: str) -> str:
+    """The value of a JSON string literal's body; undecodable, the body as written (a QR with a
+    backslash fails the QR check anyway)."""
+    try:
+        value = json.loads(f'"{body}"')
+    except ValueError:
+        return body
+    return value if isinstance(value, str) else body
+
+
+def _contact_name(contact: object) -> str | None:
+    """A JSON-stringified Contact's name (``payload.name``), else its id, else None."""
+    if not isinstance(contact, dict):
+        return None
+    payload = contact.get("payload")
+    if isinstance(payload, dict):
+        name = payload.get("name")
+        if isinstance(name, str) and name:
+            return text(name)
+    for found in (payload.get("id") if isinstance(payload, dict) else None, contact.get("id")):
+        if isinstance(found, str) and found:
+            return text(found)
+    return None
 
 
 def _qrcode_terminal(

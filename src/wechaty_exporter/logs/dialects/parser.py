@@ -10,12 +10,18 @@ wechaty-plugin-contrib EventLogger and QRCodeTerminal), `pywechaty` (python-wech
 `selflog` (this project's own bot). The wrappers, dates and read caps are in `structure`, scan
 statuses and the QR policy in `context`, login-QR validation in `qr`, and the `feed_block`
 prefilter in `prefilter`.
+
+A parser given a `Dialect` (`rules`: a bot's custom rules, or a built-in profile in rule form)
+reads each line with its rules first; with mode ``instead`` (the default) the built-in detection
+never runs, with ``alongside`` it reads the lines no rule took. `source` names what produced the
+last line's events (a family, ``brolog``, or ``<dialect>/<rule>``), `spoken` the dialect of the
+first event, for `explain` and the exporter's "speaks" line.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 
 from wechaty_exporter.logs.dialects.brolog import BROLOG_RE, QRT_URL, brolog_events
@@ -23,6 +29,7 @@ from wechaty_exporter.logs.dialects.context import DialectContext
 from wechaty_exporter.logs.dialects.prefilter import QUIET_RUN, QUIET_RUN_ESC
 from wechaty_exporter.logs.dialects.pywechaty import PYTHON_RE, python_events
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
+from wechaty_exporter.logs.dialects.rules import Dialect, RuleMatcher
 from wechaty_exporter.logs.dialects.selflog import SELF_LOG_NAME, SELF_RE, self_log_events
 from wechaty_exporter.logs.dialects.structure import (
     ANSI_RE,
@@ -35,6 +42,7 @@ from wechaty_exporter.logs.dialects.structure import (
     When,
     json_object,
     line_rest,
+    strip,
 )
 from wechaty_exporter.logs.events import Event
 
@@ -45,11 +53,72 @@ _JSON_MAX_PARTS = 1000  # lines of one pm2 JSON message that are parsed
 # What the wrapper loop found inside a line.
 _NONE, _BROLOG, _PYTHON, _SELF, _JSON = range(5)
 
+Skip = Callable[[int], int]
+
+
+def line_starts(line: str, when: When) -> list[tuple[int, When]]:
+    """Where `line` may start after its wrappers (0 first, then after each pm2 prefix or date
+    wrapper, as `LineParser` strips them), each with the date of the wrappers so far."""
+    starts: list[tuple[int, When]] = [(0, when)]
+    pos = 0
+    for _ in range(MAX_WRAPPERS):
+        if "0" <= line[pos : pos + 1] <= "9" and line[pos + 4 : pos + 5] == "-":
+            w = DATE_WRAPPER_RE.match(line, pos)
+            if w is None:
+                break
+            when = w
+        else:
+            w = PM2_CONSOLE_RE.match(line, pos)
+            if w is None:
+                break
+        pos = w.end()
+        starts.append((pos, when))
+    return starts
+
+
+def _brolog_family(head: str, m: re.Match[str]) -> str:
+    prefix = m.group(2)
+    if prefix == "EventLogger" or head.startswith("EventLogger", m.end()):
+        return "eventlogger"
+    if prefix == "QRCodeTerminal" or head.startswith("QRCodeTerminal ", m.end()):
+        return "qrcode-terminal"
+    return "brolog"
+
+
+def _valid_utf8(data: bytes, size: int) -> bool:
+    block = data[:size]
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _long_line(data: bytes, start: int, end: int, max_chars: int) -> int:
+    """The start of the first line in data[start:end] longer than `max_chars` bytes, else -1.
+
+    A line that long holds a whole window of (max_chars + 2) // 2 bytes of a grid over the
+    range: only a window without a newline is looked at closer."""
+    step = (max_chars + 2) // 2
+    for at in range(start, end, step):
+        if data.find(b"\n", at, min(at + step, end)) >= 0:
+            continue
+        line = data.rfind(b"\n", start, at) + 1 or start
+        stop = data.find(b"\n", at, end)
+        if (end if stop < 0 else stop) - line > max_chars:
+            return line
+    return -1
+
 
 class LineParser:
     """One per log file (it holds the two-line QRCodeTerminal entry in progress)."""
 
-    __slots__ = ("_ctx", "_pending_at", "_pending_fresh", "entry_lines")
+    __slots__ = (
+        "_ctx", "_pending_at", "_pending_fresh", "_rules", "entry_lines", "notes", "source",
+        "spoken",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -57,26 +126,44 @@ class LineParser:
         tz: tzinfo | None = None,
         *,
         self_log_qr_only: bool = False,
+        dialect: Dialect | None = None,
     ) -> None:
         """`self_log_qr_only`: take login QRs only from self-log lines, which a chat message
-        cannot forge; a Waiting scan of any plain-text dialect becomes a RejectedQr."""
+        cannot forge; a Waiting scan of any plain-text dialect becomes a RejectedQr.
+        `dialect`: rules read before (or instead of) the built-in detection."""
         self._ctx = DialectContext(allowed_qr_hosts, tz, self_log_qr_only)
         self._pending_at: float | None = None  # a QRCodeTerminal Waiting line awaits its URL line
         self._pending_fresh = False  # ... and it was set by the current physical line
+        self._rules = RuleMatcher(dialect) if dialect is not None else None
         self.entry_lines = 1
+        self.source: str | None = None  # what took the last line: "brolog", "<dialect>/<rule>"
+        self.spoken: str | None = None  # the dialect of the first event
+        self.notes: list[str] = []  # why a line a rule took gave no event (for explain)
+
+    @property
+    def dialect_name(self) -> str:
+        """``auto`` (the built-in detection) or the name of the parser's dialect."""
+        return self._rules.dialect.name if self._rules is not None else "auto"
 
     def feed(self, line: str, now: float) -> list[Event]:
         """Events proven by one physical line (without "\\n"), read at `now` (Unix seconds)."""
         self.entry_lines = 1
         self._pending_fresh = False
+        self.source = None
+        if self.notes:
+            self.notes = []
+        if self._rules is not None:
+            self._rules.lines += 1
         out: list[Event] = []
         self._line(line, now, None, True, out)
+        if out and self.spoken is None and self.source is not None:
+            self.spoken = self.source.partition("/")[0]
         return out
 
     @property
     def awaiting_continuation(self) -> bool:
-        """True while a QRCodeTerminal Waiting line waits for its URL line."""
-        return self._pending_at is not None
+        """True while a two-line entry (QRCodeTerminal's, or a rule's) waits for its line."""
+        return self._pending_at is not None or (self._rules is not None and self._rules.pending)
 
     def feed_block(
         self, data: bytes, now: float, max_chars: int | None = None, end: int | None = None
@@ -89,17 +176,14 @@ class LineParser:
         without being decoded or split; tests/logs/test_prefilter.py checks the equivalence.
         """
         size = len(data) if end is None else end
-        quiet = (QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else QUIET_RUN).match
+        skip = self.skipper(data, size, max_chars)
         feed = self.feed
         out: list[Event] = []
         pos = 0
         while pos < size:
-            if self._pending_at is None:  # else the next line completes or cancels the entry
-                run = quiet(data, pos, size)
-                if run is not None:  # always: the pattern may match nothing
-                    pos = run.end()
-                if pos >= size:
-                    break
+            pos = skip(pos)
+            if pos >= size:
+                break
             stop = data.find(b"\n", pos, size)
             if stop < 0:
                 stop = size
@@ -110,7 +194,88 @@ class LineParser:
             pos = stop + 1
         return out
 
+    def skipper(self, data: bytes, size: int, max_chars: int | None = None) -> Skip:
+        """For `data[:size]` (whole lines): pos (a line start) → the end of the run of lines from
+        there that provably yield no event and leave the parser unchanged (pos if none).
+
+        Built-in detection: the `prefilter` regex. A dialect's rules: its re2 prefilter finds
+        the next line a rule could take (none: no skipping); with mode ``alongside`` the run
+        must also be one the built-in prefilter skips. Nothing is skipped while an entry waits
+        for its next line, in a block that is not valid UTF-8, or over a line longer than
+        `max_chars` bytes (cut, it could read differently).
+        """
+        rules = self._rules
+        quiet = None
+        if rules is None or not rules.dialect.instead:
+            quiet = (QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else QUIET_RUN).match
+        if rules is None:
+            assert quiet is not None
+
+            def builtin(pos: int) -> int:
+                if self._pending_at is not None:  # the next line completes or cancels it
+                    return pos
+                run = quiet(data, pos, size)
+                return run.end() if run is not None else pos
+
+            return builtin
+        prefilter = rules.dialect.prefilter
+        if prefilter is None or not _valid_utf8(data, size):
+            return lambda pos: pos
+        hit = -1  # the start of the next line a rule could take (none before it)
+
+        def custom(pos: int) -> int:
+            nonlocal hit
+            if self._pending_at is not None or rules.pending:
+                return pos
+            if hit < pos:
+                m = prefilter.search(data, pos, size)
+                hit = size if m is None else data.rfind(b"\n", pos, m.start()) + 1 or pos
+                hit = max(hit, pos)
+            end = hit
+            if max_chars is not None and end - pos > max_chars:
+                long = _long_line(data, pos, end, max_chars)
+                if long >= 0:
+                    end = long
+            if quiet is not None and end > pos:
+                run = quiet(data, pos, end)
+                end = run.end() if run is not None else pos
+            return end
+
+        return custom
+
+    def _custom(
+        self,
+        rules: RuleMatcher,
+        raw: str,
+        now: float,
+        when: When,
+        allow_json: bool,
+        out: list[Event],
+    ) -> bool:
+        """Read `raw` with the dialect's rules; True when they took it (or it was pm2 JSON)."""
+        line = strip(raw)
+        if allow_json:
+            for pos, _ in line_starts(line, when):
+                if line.startswith("{", pos):
+                    if self._pm2_json(raw, line, pos, False, now, out):
+                        return True
+                    break
+        name = rules.line(line, when, now, self._ctx, out, line_starts)
+        if rules.note is not None:
+            self.notes.append(rules.note)
+        if name is None:
+            return False
+        if rules.entry_lines > self.entry_lines:
+            self.entry_lines = rules.entry_lines
+        self.source = f"{rules.dialect.name}/{name}"
+        return True
+
     def _line(self, raw: str, now: float, when: When, allow_json: bool, out: list[Event]) -> None:
+        rules = self._rules
+        if rules is not None and (
+            self._custom(rules, raw, now, when, allow_json, out) or rules.dialect.instead
+        ):
+            return
         truncated = len(raw) > HEAD_CAP
         head = raw[:HEAD_CAP] if truncated else raw
         if "\x1b" in head:
@@ -162,36 +327,46 @@ class LineParser:
             if kind == _NONE and head.startswith(QRT_URL, pos):
                 qr = head[pos + len(QRT_URL) :].strip(" \t")
                 out.append(self._ctx.waiting(pending, qr, truncated))
+                self.source = "qrcode-terminal"
                 if not self._pending_fresh:
                     self.entry_lines = 2
                 return
         if m is None:
             return
+        count = len(out)
         if kind == _BROLOG:
             waiting_at = brolog_events(head, m, truncated, when, now, self._ctx, out)
             if waiting_at is not None:  # a QRCodeTerminal entry: the next line has its URL
                 self._pending_at = waiting_at
                 self._pending_fresh = True
+                self.source = "qrcode-terminal"
+            elif len(out) > count:
+                self.source = _brolog_family(head, m)
         elif kind == _PYTHON:
             python_events(head, m, truncated, when, now, self._ctx, out)
+            if len(out) > count:
+                self.source = "python-wechaty"
         elif kind == _SELF:
             ctx = self._ctx
             self_log_events(raw, head, m, truncated, ctx.at(when, now), ctx, out)
+            if len(out) > count:
+                self.source = "self-log"
 
     def _pm2_json(
         self, raw: str, head: str, pos: int, truncated: bool, now: float, out: list[Event]
-    ) -> None:
+    ) -> bool:
+        """Read a pm2 JSON line: each part of its message is a line. False if it is not one."""
         body = line_rest(raw, head, pos, truncated)
         if body is None or not body.endswith("}"):
-            return
+            return False
         fields = json_object(body)
         if fields is None:
-            return
+            return False
         message = fields.get("message")
         if not isinstance(message, str) or (
             "app_name" not in fields and "process_id" not in fields
         ):
-            return
+            return False
         stamp = fields.get("timestamp")
         when: When = None
         if isinstance(stamp, str):
@@ -203,3 +378,4 @@ class LineParser:
             parts.pop()
         for part in parts:
             self._line(part, now, when, False, out)
+        return True

@@ -27,7 +27,10 @@ def _quiet_run(esc: bool) -> re.Pattern[bytes]:
     line holding an ANSI escape is consumed only as a brolog line with a coloured level (a shape
     whose stripped form is known); every other line is left to `feed`.
     """
-    kw = r"(?:onScan: |Contact|EventLogger |QRCodeTerminal )"
+    kw = (
+        r"(?:onScan: |Contact|EventLogger |EventLoggerPlugin\(\) (?:scan|log(?:in|out)): \["
+        r"|QRCodeTerminal )"
+    )
     brolog_tail = (
         rf"(?! *+(?:ERR|(?:WARN|INFO|VERB|SILL) ++(?:EventLogger |QRCodeTerminal |\S++ {kw})))"
     )

@@ -66,7 +66,8 @@ DATE_WRAPPER_RE = re.compile(
 # an event (an error level, or a message that starts like one), "chat" when it cannot.
 DIALECT_RE = re.compile(
     rf"(?P<brolog>{HMS} +(?:ERR|(?:WARN|INFO|VERB|SILL) +(?:EventLogger |QRCodeTerminal "
-    r"|\S+ (?=onScan: |Contact|EventLogger |QRCodeTerminal ))))"
+    r"|\S+ (?=onScan: |Contact|EventLogger |EventLoggerPlugin\(\) (?:scan|log(?:in|out)): \["
+    r"|QRCodeTerminal ))))"
     rf"|(?P<python>{PY_STAMP}\S+ - "
     r"(?:ERROR|CRITICAL|FATAL|[A-Z]+ - receive <))"
     rf"|(?P<chat>{HMS} |{PY_STAMP})",

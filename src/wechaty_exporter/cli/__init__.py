@@ -1,0 +1,67 @@
+"""The `wechaty-exporter` command: parse the flags, set up logging, run one subcommand.
+
+The only place that starts servers (cli/run.py). Every flag can also come from the environment as
+WECHATY_EXPORTER_<FLAG> (environment.py), e.g. WECHATY_EXPORTER_WEB_LISTEN_ADDRESS=0.0.0.0:9839.
+Flags win over the environment, which wins over the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from wechaty_exporter import environment
+from wechaty_exporter.cli.flags import build_parser
+from wechaty_exporter.cli.logtools import cmd_check_config, cmd_dialects, cmd_explain, cmd_replay
+from wechaty_exporter.cli.run import cmd_bot, cmd_receiver, cmd_serve
+from wechaty_exporter.settings import ConfigError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "replay": cmd_replay,
+    "check-config": cmd_check_config,
+    "explain": cmd_explain,
+    "dialects": cmd_dialects,
+    "receiver": cmd_receiver,
+    "bot": cmd_bot,
+}
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    """The command line over the environment (`environment.py`) over the defaults."""
+    parser = build_parser()
+    pending = environment.apply(parser, os.environ if environ is None else environ)
+    args = parser.parse_args(argv)
+    (subcommands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = subcommands.choices[args.command]
+    environment.finish(args, pending, command, command.prog)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"wechaty-exporter {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wechaty-exporter {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
