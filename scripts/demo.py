@@ -444,6 +444,9 @@ class Demo:
             "admins": {"alice": [ADMIN], "bob": [ADMIN]},
             # A demo bot logs out every couple of minutes; production keeps the default budget.
             "rate_limit": {"burst": 20, "per_hour": 3600},
+            # alice prints a fresh QR every 20 s while logged out: each newer one reaches the
+            # admin by itself (production: at most one a minute).
+            "qr_refresh": {"interval": "15s", "poll": "1s"},
         }
         zone = local_timezone()
         if zone:

@@ -67,7 +67,8 @@ def accepted_keys() -> dict[str, set[str]]:
     receiver |= _paths("receiver.auth", rx({"auth": p}, "receiver.auth"))
     receiver |= _paths("receiver.auth.basic", rx({"auth": {"basic": p}}, "receiver.auth.basic"))
     receiver |= _paths("receiver.rate_limit", rx({"rate_limit": p}, "receiver.rate_limit"))
-    for kind in ("outbox", "webhook"):
+    receiver |= _paths("receiver.qr_refresh", rx({"qr_refresh": p}, "receiver.qr_refresh"))
+    for kind in ("outbox", "webhook", "apprise"):
         messenger = rx({"messenger": {"type": kind, **p}}, "receiver.messenger")
         receiver |= _paths("receiver.messenger", messenger)
     login_test = rx({"login_test": {"x": p}}, "receiver.login_test.x")

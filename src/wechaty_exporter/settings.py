@@ -1,4 +1,4 @@
-"""Settings primitives every wing uses: ConfigError, keys, durations, secret files, addresses.
+"""Settings primitives every wing uses: ConfigError, keys, durations, secret files, addresses, URLs.
 
 A section parser appends every problem it finds to `errors` (a list of "where: what" lines) and goes
 on, so `check-config` can list them all at once; `ConfigError` carries that list.
@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -60,6 +61,16 @@ def parse_listen_address(value: object, where: str, errors: list[str]) -> tuple[
 def format_address(host: str, port: int) -> str:
     """HOST:PORT, an IPv6 host in brackets: the inverse of `parse_listen_address`."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_http_url(value: object, where: str, errors: list[str]) -> str | None:
+    """An http(s) URL with a host, without its trailing '/'; problems go to `errors`."""
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return value.rstrip("/")
+    errors.append(f"{where}: expected an http(s) URL, got {value!r}")
+    return None
 
 
 def parse_bot_key(value: object, where: str, errors: list[str]) -> str | None:

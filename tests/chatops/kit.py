@@ -16,8 +16,11 @@ from wechaty_exporter.chatops.model import (
     Sender,
 )
 from wechaty_exporter.chatops.settings import CommandsSettings, ReplyRateLimit
+from wechaty_exporter.delivery.templates import default_messages
 
 T0 = 1_700_000_010.0  # 10 s into a 30 s TOTP step
+EN = default_messages("en")  # the tests read English replies (test_languages.py: Chinese)
+ZH = default_messages("zh")
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 ADA = Sender("wxid_admin01", name="Ada Admin", weixin="ada_weixin", alias="oncall-boss")
@@ -64,6 +67,7 @@ def make_ctx(**changes: Any) -> tuple[CommandContext, Audits]:
         state=CommandState(),
         rescue=changes.pop("rescue", RescueSwitches()),
         audit=audits,
+        messages=changes.pop("messages", EN),
         **changes,
     )
     return ctx, audits

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.chatops.kit import (
     ADA,
     ADMINS,
+    EN,
     OPS,
     SECRET,
     SELF,
@@ -96,10 +97,10 @@ USAGE_CASES = [
 
 @pytest.mark.parametrize(("text", "config", "key"), USAGE_CASES)
 def test_parse_usage(text: str, config: CommandsSettings, key: str) -> None:
-    parsed = parse_command(text, config)
+    parsed = parse_command(text, config, EN)
     assert isinstance(parsed, Usage), parsed
     assert parsed.key == key
-    assert parsed.message
+    assert parsed.message.startswith(("Usage: ", "Unknown command ", "silence: ")), parsed
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n"])
@@ -457,7 +458,9 @@ def test_status_text() -> None:
          "log_files": [{"path": "/var/log/bob.log", "present": False}]},
     ]  # fmt: skip
     now = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-    text = status_text(docs, ["alice", "bob", "carol"], now=now, tz=UTC, paused=["bob"])
+    text = status_text(
+        docs, ["alice", "bob", "carol"], now=now, tz=UTC, paused=["bob"], messages=EN
+    )
     assert text.splitlines() == [
         "alice: logged in as Alice since 2023-11-14 22:00 UTC (13 min ago)",
         "bob: LOGGED OUT since 2023-11-14 22:10 UTC (3 min ago)",
@@ -470,7 +473,7 @@ def test_status_text() -> None:
 
 
 def test_alerts_text_empty() -> None:
-    assert alerts_text([], now=T0, tz=UTC) == "No alerts firing."
+    assert alerts_text([], now=T0, tz=UTC, messages=EN) == "No alerts firing."
 
 
 async def test_a_lone_code_never_reaches_the_audit_log() -> None:

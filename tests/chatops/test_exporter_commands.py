@@ -81,7 +81,7 @@ async def test_qr_image_decodes_to_the_login_qr(
     for text in ("qr", "QR bob"):  # with one bot down, `qr` alone picks it
         replies = await handle_message(ctx, ADA, text, time.time())
         assert [r.kind for r in replies] == ["text", "image"]
-        assert replies[0].text.startswith("bob's login QR (shown ")
+        assert replies[0].text.startswith("Scan the QR code below (shown ")  # the DM's caption
         assert replies[1].filename == "bob-login-qr.png"
         assert zbar(replies[1].png, tmp_path) == qr
     assert texts(await handle_message(ctx, ADA, "qr alice", time.time())) == "alice is logged in."

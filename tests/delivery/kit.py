@@ -24,11 +24,12 @@ from aiohttp.test_utils import TestClient
 from tests.helpers import eventually, free_port
 
 from wechaty_exporter.delivery.exporter_client import Exporters
+from wechaty_exporter.delivery.guard_settings import RateLimitSettings
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger, read_outbox
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
 from wechaty_exporter.delivery.receiver import REGISTRY, create_receiver_app
-from wechaty_exporter.delivery.settings import RateLimitSettings, ReceiverSettings
+from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.delivery.store import DeliveryStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -86,7 +87,8 @@ class Clock:
 @dataclass
 class FakeExporter:
     """Stand-in for the exporter's QR API on loopback: serves exactly the documented
-    `GET /api/v1/bots/{bot}/qr` → {"bot", "qrcode", "status", "seen_at"} or 404 (docs/exporter.md).
+    `GET /api/v1/bots/{bot}/qr` → {"bot", "qrcode", "status", "seen_at"} or 404 (docs/exporter.md),
+    as an exporter from before `logout_reason` did; with `reasons[bot]` set, that field too.
 
     A fake of an outer edge: the receiver's tests against the real `wechaty-exporter serve`
     process live in test_receiver_real_exporter.py.
@@ -99,6 +101,7 @@ class FakeExporter:
     token: str | None = None
     url: str = ""
     polled: asyncio.Event = field(default_factory=asyncio.Event)
+    reasons: dict[str, Any] = field(default_factory=dict)  # bot → its QR document's logout_reason
 
     async def handle_qr(self, request: web.Request) -> web.Response:
         bot = request.match_info["bot"]
@@ -114,6 +117,8 @@ class FakeExporter:
         if qr is None:
             return web.json_response({"error": f"no login QR pending for {bot}"}, status=404)
         doc = {"bot": bot, "qrcode": qr, "status": "Waiting", "seen_at": "2026-11-25T01:02:30.000Z"}
+        if bot in self.reasons:
+            doc["logout_reason"] = self.reasons[bot]
         return web.json_response(doc)
 
 
@@ -179,6 +184,7 @@ def base_settings(exporter_url: str, **changes: Any) -> ReceiverSettings:
         qr_wait=5.0,
         qr_poll_interval=1.0,
         rate_limit=RateLimitSettings(burst=20, per_hour=3600, max_hold=0),
+        language="en",  # the tests below read English texts (test_messages.py: Chinese)
     )
     return replace(settings, **changes)
 

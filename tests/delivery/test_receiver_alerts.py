@@ -19,12 +19,15 @@ from wechaty_exporter.delivery.alerts import (
     exporter_down_text,
     format_duration,
     generic_text,
+    logged_out_text,
     no_qr_text,
     parse_notification,
     parse_rfc3339,
     qr_timeout_text,
-    rescue_text,
 )
+from wechaty_exporter.delivery.templates import default_messages
+
+EN = default_messages("en")  # the texts below are the English templates'; Chinese: test_messages.py
 
 # --- the real payloads -------------------------------------------------------------------------
 
@@ -230,29 +233,38 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 TEXTS = [
     (
-        lambda a: rescue_text(
-            a, "bob", now=STARTS_AT + 300, tz=SHANGHAI, qr_seen_at=STARTS_AT + 30
+        lambda a: logged_out_text(
+            EN, a, "bob", now=STARTS_AT + 300, tz=SHANGHAI, qr_seen_at=STARTS_AT + 30
         ),
         "bob is logged out of WeChat, since 2026-11-25 09:01 CST (5 min ago).\n"
-        "Wechaty bot bob is logged out\n"
         "Scan the QR code below (shown 2026-11-25 09:02 CST) with bob's WeChat to log it back in.\n"
         "QR expired? Send: qr bob",
     ),
     (
-        lambda a: no_qr_text(a, "bob", now=STARTS_AT + 60, tz=UTC, wait_seconds=20),
+        lambda a: logged_out_text(
+            EN, a, "bob", now=STARTS_AT + 300, tz=UTC, qr_seen_at=None, index=2, count=3
+        ),
+        "bob is logged out of WeChat, since 2026-11-25 01:01 UTC (5 min ago).\n"
+        "Scan QR code 2 of 3 below with bob's WeChat to log it back in.\n"
+        "QR expired? Send: qr bob",
+    ),
+    (
+        lambda a: no_qr_text(EN, a, "bob", now=STARTS_AT + 60, tz=UTC, wait_seconds=20),
         "bob is logged out of WeChat, since 2026-11-25 01:01 UTC (1 min ago).\n"
-        "Wechaty bot bob is logged out\n"
         "No login QR yet: bob has not shown one. I will send it here if it appears within 20 s.",
     ),
     (
-        lambda a: exporter_down_text(a, "bob", now=STARTS_AT, tz=UTC, reason="HTTP 500"),
+        lambda a: exporter_down_text(EN, a, "bob", now=STARTS_AT, tz=UTC, reason="HTTP 500"),
         "bob is logged out of WeChat, since 2026-11-25 01:01 UTC (0 s ago).\n"
-        "Wechaty bot bob is logged out\n"
         "I could not fetch its login QR (HTTP 500); I will keep trying. You can also send: qr bob",
     ),
     (
-        lambda a: qr_timeout_text("bob", waited=20),
+        lambda a: qr_timeout_text(EN, ["bob"], waited=20),
         "Still no login QR from bob after 20 s. Once it shows one, send: qr bob",
+    ),
+    (
+        lambda a: qr_timeout_text(EN, ["bob", "carol"], waited=20),
+        "Still no login QR from bob, carol after 20 s. Once one shows, send: qr bob or qr carol",
     ),
 ]
 
@@ -263,7 +275,7 @@ def test_rescue_texts(make: Any, expected: str) -> None:
 
 
 def test_back_online_text() -> None:
-    text = back_online_text(_alert("resolved"), "bob", now=STARTS_AT + 999, tz=UTC)
+    text = back_online_text(EN, _alert("resolved"), "bob", now=STARTS_AT + 999, tz=UTC)
     assert text == "bob is back online (the alert lasted 24 s, from 2026-11-25 01:01 UTC)."
 
 
@@ -289,17 +301,18 @@ def test_back_online_text() -> None:
     ],
 )
 def test_generic_texts(name: str, expected: str) -> None:
-    assert generic_text(_alert(name), now=STARTS_AT + 120, tz=UTC) == expected
+    assert generic_text(EN, _alert(name), now=STARTS_AT + 120, tz=UTC) == expected
 
 
 def test_generic_text_carries_the_runbook_when_firing() -> None:
-    text = generic_text(_alert("firing"), now=STARTS_AT, tz=UTC)
+    text = generic_text(EN, _alert("firing"), now=STARTS_AT, tz=UTC)
     assert "Runbook: https://github.com/" in text
 
 
-def test_overlong_annotations_are_clipped() -> None:
+def test_overlong_annotations_are_bounded() -> None:
     doc = _mutated("alerts.0.annotations.summary", "x" * 5000)
     alert = parse_notification(doc).alerts[0]
-    text = rescue_text(alert, "bob", now=STARTS_AT, tz=UTC, qr_seen_at=None)
-    assert len(text) == 1500
-    assert text.endswith("…")
+    text = generic_text(EN, alert, now=STARTS_AT, tz=UTC)
+    summary = text.splitlines()[1]
+    assert len(summary) == 400  # MAX_VALUE_CHARS: one value printed into a template
+    assert summary.endswith("…")

@@ -155,8 +155,9 @@ async def test_each_admin_gets_the_qr_from_the_exporter_that_watches_the_bot(
     for contact, bot in (("wxid_ada", "alice"), ("wxid_bo", "bob")):
         text, image = sent[contact]
         assert (text["bot"], image["bot"]) == (bot, bot)
-        assert text["text"].startswith(f"{bot} is logged out")
-        assert "Scan the QR code below (shown " in text["text"]
+        # The config sets no language: Chinese, the default.
+        assert text["text"].startswith(f"{bot} 已退出微信登录")
+        assert f"请用 {bot} 的微信扫描下方二维码重新登录（二维码显示于 " in text["text"]
         assert decode_qr(base64.b64decode(image["png_base64"]), tmp_path) == hosts.qr[bot]
     started = receiver.output.read_text()
     assert f"alice: {hosts.a.url}, bob: {hosts.b.url}" in started

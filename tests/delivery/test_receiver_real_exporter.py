@@ -18,6 +18,8 @@ from wechaty_exporter.delivery.messengers.outbox import read_outbox
 
 QR_LINE = "12:00:00 INFO StarterBot onScan: Waiting(2) - https://login.weixin.qq.com/l/abc"
 QR = "https://login.weixin.qq.com/l/abc"
+REASON = "为了你的帐号安全，请重新登录。"
+PY_WECHATY = "2026-11-25 09:{} - Wechaty - INFO - receive <{}> event <{}>"  # python-wechaty
 
 
 @pytest.fixture
@@ -123,4 +125,37 @@ async def test_receiver_process_end_to_end_and_restart_without_repeats(
     assert await receiver.stop() == 0
     records = read_outbox(outbox)
     assert [r["type"] for r in records] == ["text", "image", "text"]
-    assert records[2]["text"].startswith("bob is back online")
+    # No config file: the default language, Chinese.
+    assert records[0]["text"].startswith("bob 已退出微信登录，自 2026-11-25 01:01 UTC 起")
+    assert records[2]["text"].startswith("bob 已重新上线（告警持续 24 秒")
+
+
+async def test_the_dm_says_why_wechat_logged_the_bot_out(
+    make_rig: MakeRig,
+    real_exporter: tuple[Process, Path],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    """python-wechaty logs the logout with WeChat's words; the exporter serves them with the QR,
+    and the outbox DM carries them, in either language."""
+    exporter, log = real_exporter
+    append(
+        log,
+        PY_WECHATY.format("00:03,422", "login", "EventLoginPayload(contact_id='wxid_bob')"),
+        PY_WECHATY.format("47:56,002", "logout",
+                          f"EventLogoutPayload(contact_id='wxid_bob', data='{REASON}')"),
+        PY_WECHATY.format("48:10,318", "scan",
+                          f"EventScanPayload(status=<ScanStatus.Waiting: 2>, qrcode='{QR}', "
+                          "data=None)"),
+    )  # fmt: skip
+    await eventually(lambda: _qr_pending(session, exporter))
+    async with session.get(f"{exporter.url}/api/v1/bots/bob/qr") as resp:
+        assert (await resp.json())["logout_reason"] == REASON  # additive: next to qrcode
+    for language, said in (("zh", f"微信提示：{REASON}"), ("en", f"WeChat said: {REASON}")):
+        rig = await make_rig(base_settings(exporter.url, language=language),
+                             state_dir=tmp_path / language)  # fmt: skip
+        status, doc = await rig.post(payload("firing"))
+        assert status == 200, doc
+        text, image = rig.sent()[-2:]
+        assert said in text["text"].splitlines()
+        assert decode_qr(base64.b64decode(image["png_base64"]), tmp_path) == QR

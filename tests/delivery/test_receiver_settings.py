@@ -9,15 +9,13 @@ import pytest
 import yaml
 
 from wechaty_exporter.config import parse_config
+from wechaty_exporter.delivery.guard_settings import AuthSettings, RateLimitSettings
+from wechaty_exporter.delivery.messenger_settings import MessengerSettings
+from wechaty_exporter.delivery.receiver_flags import apply_receiver_flags, parse_admin_flag
 from wechaty_exporter.delivery.settings import (
-    AuthSettings,
     ExporterTarget,
     LoginTestSettings,
-    MessengerSettings,
-    RateLimitSettings,
     ReceiverSettings,
-    apply_receiver_flags,
-    parse_admin_flag,
     parse_receiver_settings,
 )
 from wechaty_exporter.settings import ConfigError
@@ -151,7 +149,8 @@ def test_every_problem_is_reported_with_its_location(tmp_path: Path) -> None:
         "receiver.rate_limit.max_hold: expected a duration",
         "receiver.qr_wait: must be positive, got -5",
         "receiver.timezone: not a known IANA time zone: 'Mars/Olympus'",
-        "receiver.messenger.type: must be one of outbox, webhook, wechaty, got 'carrier-pigeon'",
+        "receiver.messenger.type: must be one of outbox, webhook, apprise, wechaty,"
+        " got 'carrier-pigeon'",
         "receiver.login_test.bob.to: must be a non-empty string",
         "receiver.login_test.bob.text: must be a non-empty string",
     ]

@@ -189,8 +189,16 @@ def test_fallback_receiver_config_parses(compose: dict[str, Any], tmp_path: Path
         (DEPLOY / _mounts(service)[str(config_path.parent)] / config_path.name).read_text()
     )
     errors: list[str] = []
-    parsed = parse_receiver_settings(_with_test_secrets(raw["receiver"], tmp_path), errors)
+    section = _with_test_secrets(raw["receiver"], tmp_path)
+    # The operator's secrets/fallback-urls holds apprise URLs, one per line.
+    (tmp_path / "fallback_urls").write_text(
+        "# e-mail\nmailto://127.0.0.1:25?from=bot@example.com&to=oncall@example.com\n"
+    )
+    parsed = parse_receiver_settings(section, errors)
     assert errors == [] and parsed is not None
+    assert parsed.messenger.kind == "apprise"
+    assert [c.service for c in parsed.messenger.channels] == ["E-Mail"]
+    assert "WechatyNoRescuer" in parsed.qr_alerts  # no peer is left to send the QR: this does
 
 
 def test_grafana_gets_the_dashboard_and_a_datasource(compose: dict[str, Any]) -> None:

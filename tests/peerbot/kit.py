@@ -30,7 +30,8 @@ from tests.delivery.kit import decode_qr, payload_doc
 from tests.peerbot.wechaty.fakepuppet import ADMIN, CONTACTS, FakeContact, FakePuppet
 
 from wechaty_exporter.chatops.settings import CommandsSettings
-from wechaty_exporter.delivery.settings import AuthSettings, ReceiverSettings
+from wechaty_exporter.delivery.guard_settings import AuthSettings
+from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.events import Event
 from wechaty_exporter.peerbot.bot import run_peer_bot
@@ -106,6 +107,7 @@ async def start_peer(
     heartbeat: float = 600.0,
     commands: CommandsSettings | None = None,
     ack_check_interval: float = 60.0,
+    language: str = "en",  # the tests read English texts; test_languages.py runs one in Chinese
 ) -> Peer:
     settings = BotSettings(
         name=name,
@@ -119,6 +121,7 @@ async def start_peer(
             admins=tuple(admins),
             auth=AuthSettings("bearer", token) if token else None,
             qr_wait=5.0,
+            language=language,
         ),
         commands=commands if commands is not None else CommandsSettings(),
         send_timeout=3.0,

@@ -3,7 +3,8 @@
 One entry point, `handle_message(ctx, sender, text, now)`. Everything that decides is a
 synchronous function of its arguments and the `CommandState` passed in: `parse` (the command),
 `policy` (who is an admin, the second factor, confirmations, rate limits; its docstring has the
-security rules) and `texts` (reply text and splitting). The `handlers` only call the injected
+security rules) and `texts` (reply text and splitting). Every reply is a template in
+`ctx.messages`' language (the bot's `receiver.language`). The `handlers` only call the injected
 clients, typed in `model` as protocols, so the wing's core imports no I/O library.
 """
 
@@ -28,6 +29,7 @@ from wechaty_exporter.chatops.policy import (
     allow_message,
     check_policy,
     direct_match,
+    policy_text,
     redact_codes,
     take_confirmation,
 )
@@ -52,7 +54,7 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
         return []
     bots = await _sender_bots(ctx, sender, now)
     if not bots:
-        parsed = parse_command(text, ctx.settings)
+        parsed = parse_command(text, ctx.settings, ctx.messages)
         if parsed is not None and parsed.key != "unknown":
             _audit(ctx, sender, now, parsed.key, parsed.shown, "ignored", None)
         return []
@@ -60,14 +62,14 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
     word = text.strip().lower()
     allowed, warn = allow_message(ctx.settings, ctx.state, sender.id, now)
     if not allowed:
-        parsed = parse_command(text, ctx.settings)
+        parsed = parse_command(text, ctx.settings, ctx.messages)
         key = parsed.key if parsed is not None else "unknown"
         shown = parsed.shown if parsed is not None else ""
         _audit(ctx, sender, now, key, shown, "rate_limited", None)
-        return [Reply.of_text("Too many commands; wait a minute.")] if warn else []
+        return [Reply.of_text(policy_text(ctx.messages, "too_many_commands"))] if warn else []
 
     if word in CONFIRM_WORDS:
-        taken = take_confirmation(ctx.state, sender.id, now)
+        taken = take_confirmation(ctx.state, sender.id, now, ctx.messages)
         if isinstance(taken, tuple):
             message, outcome, stale = taken
             key = stale.key if stale is not None else "yes"
@@ -78,12 +80,12 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
         cancelled = ctx.state.pending.pop(sender.id, None)
         if cancelled is None:
             _audit(ctx, sender, now, "no", word, "usage", None)
-            return [Reply.of_text("Nothing to cancel.")]
+            return [Reply.of_text(policy_text(ctx.messages, "nothing_to_cancel"))]
         c = cancelled.command
         _audit(ctx, sender, now, c.key, c.shown, "cancelled", c.bot)
-        return [Reply.of_text(f"Cancelled: {c.shown}")]
+        return [Reply.of_text(policy_text(ctx.messages, "cancelled", c))]
 
-    parsed = parse_command(text, ctx.settings)
+    parsed = parse_command(text, ctx.settings, ctx.messages)
     if parsed is None:
         return []
     if isinstance(parsed, Usage):
@@ -93,7 +95,7 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
     if refusal is not None:
         _audit(ctx, sender, now, parsed.key, parsed.shown, "forbidden", parsed.bot)
         return [Reply.of_text(refusal)]
-    gate = check_policy(ctx.settings, ctx.state, sender.id, parsed, now)
+    gate = check_policy(ctx.settings, ctx.state, sender.id, parsed, now, ctx.messages)
     if not gate.proceed:
         _audit(ctx, sender, now, parsed.key, parsed.shown, gate.outcome, parsed.bot)
         return [Reply.of_text(gate.text)]
@@ -125,20 +127,33 @@ async def _sender_bots(ctx: CommandContext, sender: Sender, now: float) -> tuple
 
 def _precheck(ctx: CommandContext, bots: Sequence[str], command: Command) -> str | None:
     """Why `command` cannot run for this admin at all (before any YES or code is asked)."""
+    problem = _refusal(ctx, bots, command)
+    if problem is None:
+        return None
+    return ctx.messages.render(
+        "chat/refused.txt.j2",
+        problem=problem,
+        word=command.word,
+        bot=clip(command.bot or "", 40),
+        bots=list(bots),
+    )
+
+
+def _refusal(ctx: CommandContext, bots: Sequence[str], command: Command) -> str | None:
     s = ctx.settings
     if command.bot is not None and command.bot not in bots:
-        return f"Unknown bot {clip(command.bot, 40)!r}. Your bots: {', '.join(bots)}"
+        return "unknown_bot"
     word = command.word
     if word in ("status", "qr") and ctx.exporter is None:
-        return f"{word}: no exporter is configured."
+        return "no_exporter"
     if word in ("alerts", "silence", "silences", "unsilence", "ack") and ctx.alertmanager is None:
-        return f"{word}: no Alertmanager is configured (bot.commands.alertmanager_url)."
+        return "no_alertmanager"
     if word == "restart" and (ctx.runner is None or s.restart_argv(command.bot or "") is None):
-        return f"restart: no restart command is configured for {command.bot}."
+        return "no_restart"
     if word == "log" and (ctx.logs is None or not s.log_paths(command.bot or "")):
-        return f"log: no log file is configured for {command.bot}."
+        return "no_log"
     if word == "rescue" and ctx.rescue is None:
-        return "rescue: not available here."
+        return "no_rescue"
     return None
 
 
@@ -190,7 +205,8 @@ async def _run(
         if not hasattr(exc, "reason"):
             log.exception("command %s failed", command.shown)
         _audit(ctx, sender, now, command.key, command.shown, "failed", command.bot, reason)
-        return text_replies(ctx, f"{command.shown}: failed: {clip(reason, 500)}")
+        text = ctx.messages.render("chat/failed.txt.j2", command=command.shown, reason=reason)
+        return text_replies(ctx, text)
     _audit(
         ctx,
         sender,

@@ -1,4 +1,6 @@
-"""One function per chat command: call the injected client, build the replies, say how it went."""
+"""One function per chat command: call the injected client, build the replies, say how it went.
+
+Each reply is a `chat/<command>.txt.j2` template in `ctx.messages`' language."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from wechaty_exporter.chatops.texts import (
     status_text,
     text_replies,
 )
-from wechaty_exporter.delivery.alerts import clip, format_duration, format_time
+from wechaty_exporter.delivery.alerts import qr_caption
+from wechaty_exporter.delivery.chattext import clip, format_time
 from wechaty_exporter.qrimage import qr_png
 
 ACK_MARK = "[ack]"  # comment prefix of silences made by `ack`, which end when the alerts resolve
@@ -46,8 +49,12 @@ async def _status(
     docs = await ctx.exporter.bots()
     rescue = ctx.rescue
     paused = [b for b in bots if rescue is not None and not rescue.rescue_enabled(b)]
-    text = status_text(docs, bots, now=now, tz=ctx.tz, paused=paused)
+    text = status_text(docs, bots, now=now, tz=ctx.tz, paused=paused, messages=ctx.messages)
     return text_replies(ctx, text), "ok", ""
+
+
+def _qr_reply(ctx: CommandContext, case: str, bot: str = "", bots: Sequence[str] = ()) -> str:
+    return ctx.messages.render("chat/qr.txt.j2", case=case, bot=bot, bots=list(bots))
 
 
 async def _qr(
@@ -60,19 +67,17 @@ async def _qr(
         waiting = [b for b in bots if any(d.get("bot") == b and d.get("qr_pending") for d in docs)]
         if len(waiting) != 1:
             if not waiting:
-                return text_replies(ctx, "No bot of yours is waiting for a QR scan."), "ok", "none"
-            hint = ", ".join(f"qr {b}" for b in waiting)
-            return text_replies(ctx, f"Several bots wait for a scan; send one of: {hint}"), "ok", ""
+                return text_replies(ctx, _qr_reply(ctx, "none_waiting")), "ok", "none"
+            return text_replies(ctx, _qr_reply(ctx, "several", bots=waiting)), "ok", ""
         bot = waiting[0]
     qr = await ctx.exporter.pending_qr(bot)
     if qr is None:
         docs = await ctx.exporter.bots()
         doc = next((d for d in docs if d.get("bot") == bot), None)
         if doc is not None and doc.get("logged_in") is True:
-            return text_replies(ctx, f"{bot} is logged in."), "ok", "logged in"
-        return text_replies(ctx, f"{bot} has shown no login QR yet."), "ok", "no QR"
-    shown = f" (shown {format_time(qr.seen_at, ctx.tz)})" if qr.seen_at is not None else ""
-    text = f"{bot}'s login QR{shown}. Scan it with {bot}'s WeChat."
+            return text_replies(ctx, _qr_reply(ctx, "logged_in", bot)), "ok", "logged in"
+        return text_replies(ctx, _qr_reply(ctx, "no_qr", bot)), "ok", "no QR"
+    text = qr_caption(ctx.messages, bot, tz=ctx.tz, seen_at=qr.seen_at)
     png = qr_png(qr.qrcode)
     return [Reply.of_text(text), Reply.of_image(png, f"{bot}-login-qr.png")], "ok", "sent"
 
@@ -83,7 +88,8 @@ async def _alerts(
     assert ctx.alertmanager is not None
     wanted = [command.bot] if command.bot else list(bots)
     alerts = await ctx.alertmanager.alerts([bot_regex_matcher(wanted)])
-    return text_replies(ctx, alerts_text(alerts, now=now, tz=ctx.tz)), "ok", f"{len(alerts)} alerts"
+    text = alerts_text(alerts, now=now, tz=ctx.tz, messages=ctx.messages)
+    return text_replies(ctx, text), "ok", f"{len(alerts)} alerts"
 
 
 def silence_matchers(bot: str) -> list[str]:
@@ -116,9 +122,12 @@ async def _silence(
         created_by=_creator(sender),
         comment=comment,
     )
-    text = (
-        f"Silenced {command.bot} for {format_duration(command.duration)}, until "
-        f"{format_time(ends, ctx.tz)}.\nid {silence_id} (unsilence {silence_id})"
+    text = ctx.messages.render(
+        "chat/silence.txt.j2",
+        bot=command.bot,
+        duration=ctx.messages.duration(command.duration),
+        until=format_time(ends, ctx.tz),
+        id=silence_id,
     )
     return text_replies(ctx, text), "ok", f"silence {silence_id}"
 
@@ -128,11 +137,8 @@ async def _silences(
 ) -> HandlerResult:
     assert ctx.alertmanager is not None
     found = await _own_silences(ctx.alertmanager, bots)
-    return (
-        text_replies(ctx, silences_text(found, now=now, tz=ctx.tz)),
-        "ok",
-        f"{len(found)} silences",
-    )
+    text = silences_text(found, now=now, tz=ctx.tz, messages=ctx.messages)
+    return text_replies(ctx, text), "ok", f"{len(found)} silences"
 
 
 async def _own_silences(am: AlertmanagerApi, bots: Sequence[str]) -> list[SilenceInfo]:
@@ -152,16 +158,14 @@ async def _unsilence(
     exact = [s for s in own if s.id == wanted]
     matches = exact or ([s for s in own if s.id.startswith(wanted)] if len(wanted) >= 8 else [])
     if len(matches) != 1:
-        why = "matches several silences" if matches else "is no active silence of your bots"
-        return (
-            text_replies(ctx, f"{clip(wanted, 40)!r} {why}. Send: silences"),
-            "usage",
-            "not found",
-        )
+        case = "ambiguous" if matches else "not_found"
+        text = ctx.messages.render("chat/unsilence.txt.j2", case=case, id=clip(wanted, 40), bot="")
+        return text_replies(ctx, text), "usage", "not found"
     target = matches[0]
     await ctx.alertmanager.expire_silence(target.id)
-    bot = target.equal_value("bot")
-    return text_replies(ctx, f"Silence {target.id} of {bot} expired."), "ok", f"silence {target.id}"
+    bot = target.equal_value("bot") or "?"
+    text = ctx.messages.render("chat/unsilence.txt.j2", case="expired", id=target.id, bot=bot)
+    return text_replies(ctx, text), "ok", f"silence {target.id}"
 
 
 async def _ack(
@@ -170,8 +174,10 @@ async def _ack(
     assert ctx.alertmanager is not None
     assert command.bot is not None
     firing = await ctx.alertmanager.alerts(silence_matchers(command.bot))
+    values = {"bot": command.bot, "alertnames": [], "until": "", "id": ""}
     if not firing:
-        return text_replies(ctx, f"Nothing is firing for {command.bot}."), "ok", "nothing firing"
+        text = ctx.messages.render("chat/ack.txt.j2", case="nothing", **values)
+        return text_replies(ctx, text), "ok", "nothing firing"
     names = sorted({a.labels.get("alertname", "?") for a in firing})
     ends = now + ctx.settings.ack_max
     silence_id = await ctx.alertmanager.create_silence(
@@ -181,10 +187,8 @@ async def _ack(
         created_by=_creator(sender),
         comment=f"{ACK_MARK} until resolved: {', '.join(names)}",
     )
-    text = (
-        f"Acknowledged {', '.join(names)} for {command.bot}: silenced until resolved "
-        f"(at most until {format_time(ends, ctx.tz)}).\nid {silence_id}"
-    )
+    values.update(alertnames=names, until=format_time(ends, ctx.tz), id=silence_id)
+    text = ctx.messages.render("chat/ack.txt.j2", case="acked", **values)
     return text_replies(ctx, text), "ok", f"silence {silence_id}"
 
 
@@ -213,13 +217,18 @@ async def _restart(
     argv = ctx.settings.restart_argv(command.bot)
     assert argv is not None
     if command.bot in ctx.state.restarting:
-        return text_replies(ctx, f"restart {command.bot} is running already."), "usage", "busy"
+        text = ctx.messages.render(
+            "chat/restart.txt.j2", case="busy", bot=command.bot, error="", seconds="",
+            returncode=None, clipped=False,
+        )  # fmt: skip
+        return text_replies(ctx, text), "usage", "busy"
     ctx.state.restarting.add(command.bot)
     try:
         result = await ctx.runner.run(argv, time_limit=ctx.settings.restart_timeout)
     finally:
         ctx.state.restarting.discard(command.bot)
-    text, outcome, note = restart_text(command.bot, result, ctx.settings.max_reply_chars)
+    limit = ctx.settings.max_reply_chars
+    text, outcome, note = restart_text(command.bot, result, limit, ctx.messages)
     return [Reply.of_text(text)], outcome, note
 
 
@@ -231,21 +240,25 @@ async def _log(
     assert command.lines is not None
     parts: list[str] = []
     failed = 0
+
+    def say(case: str, **values: object) -> str:
+        base = {"file": "", "path": "", "lines": 0, "clipped": False, "error": "", "count": 0}
+        return ctx.messages.render("chat/log.txt.j2", case=case, **{**base, **values})
+
     for path in ctx.settings.log_paths(command.bot):
         try:
             lines, clipped = await ctx.logs.tail(path, command.lines)
         except OSError as exc:
             failed += 1
-            parts.append(f"{path}: cannot read: {exc.strerror or exc}")
+            parts.append(say("cannot_read", path=str(path), error=exc.strerror or str(exc)))
             continue
-        more = " (clipped: long lines)" if clipped else ""
-        head = f"{path.name}, last {len(lines)} lines{more}:"
+        head = say("head", file=path.name, path=str(path), lines=len(lines), clipped=clipped)
         parts.append("\n".join([head, *(clip(clean_line(x), MAX_LOG_LINE_CHARS) for x in lines)]))
     outcome: Outcome = "failed" if failed == len(parts) else "ok"
     replies = text_replies(ctx, "\n\n".join(parts))
     if len(replies) > MAX_LOG_MESSAGES:  # keep the end, where the news is
         cut = len(replies) - MAX_LOG_MESSAGES + 1
-        replies = [Reply.of_text(f"… {cut} earlier messages left out"), *replies[cut:]]
+        replies = [Reply.of_text(say("left_out", count=cut)), *replies[cut:]]
     return replies, outcome, f"{command.lines} lines"
 
 
@@ -256,13 +269,7 @@ async def _rescue(
     assert command.bot is not None
     enabled = command.key == "rescue_on"
     ctx.rescue.set_rescue(command.bot, enabled)
-    if enabled:
-        text = f"Rescue of {command.bot} is on: alerts and QR codes about it are sent again."
-    else:
-        text = (
-            f"Rescue of {command.bot} is paused: no more messages about it until "
-            f"rescue on {command.bot}."
-        )
+    text = ctx.messages.render("chat/rescue.txt.j2", bot=command.bot, enabled=enabled)
     return text_replies(ctx, text), "ok", ""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 from wechaty_exporter.chatops.settings import CommandsSettings
+from wechaty_exporter.delivery.templates import Messages, default_messages
 
 audit_log = logging.getLogger("wechaty_exporter.audit")
 
@@ -287,3 +288,4 @@ class CommandContext:
     resolver: ContactResolver | None = None
     tz: tzinfo = UTC
     audit: Callable[[AuditRecord], None] = _log_audit
+    messages: Messages = field(default_factory=default_messages)  # the bot's receiver language

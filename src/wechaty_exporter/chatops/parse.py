@@ -6,7 +6,9 @@ import re
 
 from wechaty_exporter.chatops.model import Command, Usage
 from wechaty_exporter.chatops.settings import CommandsSettings
-from wechaty_exporter.delivery.alerts import clip, format_duration, parse_rfc3339
+from wechaty_exporter.delivery.alerts import parse_rfc3339
+from wechaty_exporter.delivery.chattext import clip
+from wechaty_exporter.delivery.templates import Messages, default_messages
 
 WORDS = (
     "help", "status", "qr", "alerts", "silence", "silences", "unsilence", "ack", "restart",
@@ -40,8 +42,11 @@ def parse_duration(text: str) -> float | None:
     return float((((w * 7 + d) * 24 + h) * 60 + mins) * 60 + s)
 
 
-def parse_command(text: str, settings: CommandsSettings) -> Command | Usage | None:
-    """A chat message → a Command, a Usage (what is wrong), or None (empty: not a command).
+def parse_command(
+    text: str, settings: CommandsSettings, messages: Messages | None = None
+) -> Command | Usage | None:
+    """A chat message → a Command, a Usage (what is wrong, in `messages`' language), or None
+    (empty: not a command).
 
     Command words are case-insensitive, arguments keep their case. For a command whose policy
     is totp, a last argument of six digits is taken as the code.
@@ -49,23 +54,29 @@ def parse_command(text: str, settings: CommandsSettings) -> Command | Usage | No
     words = text.split()
     if not words:
         return None
+    m = messages or default_messages()
     word = words[0].lower().removeprefix("/")
     args = list(words[1:])
+
+    def say(problem: str, **values: object) -> str:
+        base = {"word": word, "value": "", "needs_code": False, "direction": "", "longest": ""}
+        return m.render("chat/usage.txt.j2", problem=problem, **{**base, **values})
+
     if word not in WORDS:
-        return Usage("unknown", f"Unknown command {clip(words[0], 40)!r}. Send help.", text)
+        return Usage("unknown", say("unknown_command", value=clip(words[0], 40)), text)
     key = word
     if word == "rescue":
         direction = args[0].lower() if args else ""
         if direction not in ("on", "off"):
-            return Usage("rescue_on", "Usage: rescue on|off <bot>", text)
+            return Usage("rescue_on", say("rescue"), text)
         key = f"rescue_{direction}"
     code = None
     if settings.policy(key) == "totp" and args and _CODE.match(args[-1]):
         code = args.pop()
     shown = " ".join((word, *args))
 
-    def usage(message: str) -> Usage:
-        return Usage(key, message, shown)
+    def usage(problem: str, **values: object) -> Usage:
+        return Usage(key, say(problem, **values), shown)
 
     def bot_at(i: int) -> str:
         return args[i]
@@ -73,44 +84,41 @@ def parse_command(text: str, settings: CommandsSettings) -> Command | Usage | No
     n = len(args)
     if word in ("help", "status", "silences"):
         if n and word != "help":
-            return usage(f"Usage: {word} (no arguments)")
+            return usage("no_arguments")
         return Command(key, word, tuple(args), code=code)
     if word in ("qr", "alerts"):
         if n > 1:
-            return usage(f"Usage: {word} [bot]")
+            return usage("optional_bot")
         return Command(key, word, tuple(args), bot=args[0] if args else None, code=code)
     if word in ("ack", "restart"):
         if n != 1:
-            suffix = " <code>" if settings.policy(key) == "totp" else ""
-            return usage(f"Usage: {word} <bot>{suffix}")
+            return usage("bot", needs_code=settings.policy(key) == "totp")
         return Command(key, word, tuple(args), bot=bot_at(0), code=code)
     if word == "unsilence":
         if n != 1:
-            return usage("Usage: unsilence <id> (see: silences)")
+            return usage("unsilence")
         return Command(key, word, tuple(args), silence_id=args[0], code=code)
     if word == "log":
         if n not in (1, 2):
-            return usage("Usage: log <bot> [lines]")
+            return usage("log")
         lines = settings.log_default_lines
         if n == 2:
             if not args[1].isdigit() or int(args[1]) < 1:
-                return usage("Usage: log <bot> [lines]: lines is a positive number")
+                return usage("log_lines")
             lines = min(int(args[1]), settings.log_max_lines)
         return Command(key, word, tuple(args), bot=bot_at(0), lines=lines, code=code)
     if word == "rescue":
         if n != 2:
-            return usage(f"Usage: rescue {args[0].lower()} <bot>")
+            return usage("rescue_bot", direction=args[0].lower())
         return Command(key, word, tuple(args), bot=bot_at(1), code=code)
     # silence <bot> <duration> [comment]
     if n < 2:
-        return usage("Usage: silence <bot> <duration> [comment], e.g. silence bob 2h moving house")
+        return usage("silence")
     seconds = parse_duration(args[1])
     if seconds is None:
-        return usage(f"silence: {clip(args[1], 20)!r} is not a duration like 30m, 2h or 1d")
+        return usage("silence_duration", value=clip(args[1], 20))
     if seconds < 60 or seconds > settings.silence_max:
-        return usage(
-            f"silence: the duration must be from 1 min to {format_duration(settings.silence_max)}"
-        )
+        return usage("silence_range", longest=m.duration(settings.silence_max))
     return Command(
         key,
         word,

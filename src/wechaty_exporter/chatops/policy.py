@@ -13,6 +13,8 @@ Security rules kept here (and by `commands.handle_message`, which asks these fun
   replayed codes are rate-limited per admin, and a limited admin's right code is refused too.
 - Codes never reach replies, audit records or logs (`parse_command` takes the code out of the
   command as shown; `redact_codes` blanks a code sent on its own).
+
+What a refusal says is the `chat/policy.txt.j2` template, in `messages`' language.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pyotp
 
 from wechaty_exporter.chatops.model import Bucket, Command, CommandState, Outcome, Pending, Sender
 from wechaty_exporter.chatops.settings import CommandsSettings, Policy
-from wechaty_exporter.delivery.alerts import format_duration
+from wechaty_exporter.delivery.templates import Messages, default_messages
 
 TOTP_STEP = 30  # seconds; what every authenticator app uses
 TOTP_WINDOW = 1  # steps either side of now, for clock drift and typing time
@@ -80,74 +82,84 @@ def totp_step(code: str, secret: str, now: float) -> int | None:
     return found
 
 
+def _say(messages: Messages | None, problem: str, command: Command | None, **values: object) -> str:
+    base = {"command": "", "word": "", "wait": "", "tries_left": 0, "timeout": ""}
+    if command is not None:
+        base.update(command=command.shown, word=command.word)
+    m = messages or default_messages()
+    return m.render("chat/policy.txt.j2", problem=problem, **{**base, **values})
+
+
+def policy_text(messages: Messages | None, problem: str, command: Command | None = None) -> str:
+    """A reply of the policy that needs nothing but the command (nothing to confirm, cancelled,
+    too many commands, ...)."""
+    return _say(messages, problem, command)
+
+
 def check_totp(
-    settings: CommandsSettings, state: CommandState, sender_id: str, command: Command, now: float
+    settings: CommandsSettings,
+    state: CommandState,
+    sender_id: str,
+    command: Command,
+    now: float,
+    messages: Messages | None = None,
 ) -> Gate:
     """Right code → proceed (and the code is spent); else why not. Counts failures."""
+    m = messages or default_messages()
     secret = settings.totp_secret
     if secret is None:  # settings validation makes this unreachable
-        return Gate(False, "TOTP is not configured.", "forbidden")
+        return Gate(False, _say(m, "no_totp", command), "forbidden")
     failures = state.failures.setdefault(sender_id, deque())
     while failures and failures[0] <= now - settings.totp_failure_window:
         failures.popleft()
     if len(failures) >= settings.totp_max_failures:
         wait = failures[0] + settings.totp_failure_window - now
-        return Gate(
-            False,
-            f"Too many wrong codes. Codes are refused for {format_duration(wait + 59)}.",
-            "rate_limited",
-        )
+        text = _say(m, "too_many_codes", command, wait=m.duration(wait + 59))
+        return Gate(False, text, "rate_limited")
     if command.code is None:
-        return Gate(
-            False,
-            f"{command.word} needs a code from your authenticator app: {command.shown} 123456",
-            "no_code",
-        )
+        return Gate(False, _say(m, "needs_code", command), "no_code")
     step = totp_step(command.code, secret, now)
     if step is None:
         failures.append(now)
         left = settings.totp_max_failures - len(failures)
-        return Gate(False, f"Wrong code; nothing done ({left} tries left).", "bad_code")
+        return Gate(False, _say(m, "wrong_code", command, tries_left=left), "bad_code")
     if step <= state.last_totp_step:
         failures.append(now)
-        return Gate(
-            False, "That code was already used; nothing done. Wait for the next one.", "replayed"
-        )
+        return Gate(False, _say(m, "replayed", command), "replayed")
     state.last_totp_step = step
     failures.clear()
     return Gate(True)
 
 
 def check_policy(
-    settings: CommandsSettings, state: CommandState, sender_id: str, command: Command, now: float
+    settings: CommandsSettings,
+    state: CommandState,
+    sender_id: str,
+    command: Command,
+    now: float,
+    messages: Messages | None = None,
 ) -> Gate:
     """The command's policy: run now, ask for YES (and remember it), or check the code."""
     policy: Policy = settings.policy(command.key)
     if policy == "none":
         return Gate(True)
     if policy == "totp":
-        return check_totp(settings, state, sender_id, command, now)
+        return check_totp(settings, state, sender_id, command, now, messages)
     state.pending[sender_id] = Pending(command, now + settings.confirm_timeout)
-    return Gate(
-        False,
-        f"Reply YES within {format_duration(settings.confirm_timeout)} to run: {command.shown}",
-        "pending",
-    )
+    m = messages or default_messages()
+    text = _say(m, "confirm", command, timeout=m.duration(settings.confirm_timeout))
+    return Gate(False, text, "pending")
 
 
 def take_confirmation(
-    state: CommandState, sender_id: str, now: float
+    state: CommandState, sender_id: str, now: float, messages: Messages | None = None
 ) -> Command | tuple[str, Outcome, Command | None]:
     """YES from `sender_id`: their pending command if still fresh, else what to say."""
     pending = state.pending.pop(sender_id, None)
     if pending is None:
-        return "Nothing to confirm.", "usage", None
+        return _say(messages, "nothing_to_confirm", None), "usage", None
     if now > pending.expires_at:
-        return (
-            f"Too late: {pending.command.shown} was not run. Send it again.",
-            "expired",
-            pending.command,
-        )
+        return _say(messages, "too_late", pending.command), "expired", pending.command
     return pending.command
 
 

@@ -1,4 +1,9 @@
-"""The commands' reply text (status, alerts, silences, help, restart), split into sendable texts."""
+"""The commands' reply text (status, alerts, silences, help, restart), split into sendable texts.
+
+Every text is a template (`delivery/templates`, `chat/*.txt.j2`) in the bot's receiver
+language: what is built here are the values the templates get (times already in the admin's
+zone, durations in the language).
+"""
 
 from __future__ import annotations
 
@@ -16,37 +21,26 @@ from wechaty_exporter.chatops.model import (
     SilenceInfo,
 )
 from wechaty_exporter.chatops.parse import parse_time
-from wechaty_exporter.delivery.alerts import clip, format_duration, format_time
+from wechaty_exporter.delivery.chattext import clip, format_time, split_text
+from wechaty_exporter.delivery.templates import Messages, default_messages
+
+__all__ = [
+    "MAX_ALERTS_SHOWN",
+    "alerts_text",
+    "clean_line",
+    "help_text",
+    "restart_text",
+    "silences_text",
+    "split_text",
+    "status_text",
+    "text_replies",
+]
 
 MAX_ALERTS_SHOWN = 30
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """`text` as messages of at most `limit` characters, cut at line ends where possible."""
-    if limit < 1:
-        raise ValueError("limit must be positive")
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        if not current:
-            current = line
-        elif len(current) + 1 + len(line) <= limit:
-            current += "\n" + line
-        else:
-            chunks.append(current)
-            current = line
-    if current or not chunks:
-        chunks.append(current)
-    return [c for c in chunks if c.strip()] or [""]
+# Control characters but tab, and the bidi controls that reorder what an admin reads.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def text_replies(ctx: CommandContext, text: str) -> list[Reply]:
@@ -55,14 +49,15 @@ def text_replies(ctx: CommandContext, text: str) -> list[Reply]:
 
 
 def clean_line(line: str) -> str:
-    """A log line as plain text: ANSI colour codes and control characters removed."""
+    """A log line as plain text: ANSI colour codes, control and bidi characters removed."""
     return _CONTROL.sub("", _ANSI.sub("", line))
 
 
-def _when(ts: float | None, now: float, tz: tzinfo) -> str:
+def _at(ts: float | None, now: float, tz: tzinfo, messages: Messages) -> tuple[str, str]:
+    """A time as the templates get it: (the time, how long ago), both "" when unknown."""
     if ts is None:
-        return "unknown"
-    return f"{format_time(ts, tz)} ({format_duration(now - ts)} ago)"
+        return "", ""
+    return format_time(ts, tz), messages.duration(now - ts)
 
 
 def status_text(
@@ -72,139 +67,138 @@ def status_text(
     now: float,
     tz: tzinfo,
     paused: Sequence[str] = (),
+    messages: Messages | None = None,
 ) -> str:
     """`status`: each of `bots` as the exporter's `/api/v1/bots` documents describe it (a
     document with `exporter_error`: the exporter that watches the bot could not be asked)."""
+    m = messages or default_messages()
     by_name = {str(d.get("bot")): d for d in docs}
-    lines = []
+    rows = []
     for bot in bots:
         doc = by_name.get(bot)
         if doc is None:
-            lines.append(f"{bot}: not watched by the exporter")
+            rows.append({"name": bot, "watched": False, "paused": bot in paused})
             continue
-        error = doc.get("exporter_error")
-        if error is not None:
-            lines.append(f"{bot}: its exporter could not be asked ({clip(str(error), 200)})")
-            if bot in paused:
-                lines.append(f"  rescue paused (rescue on {bot} to resume)")
-            continue
-        since = parse_time(doc.get("since"))
         state = doc.get("logged_in")
-        if state is True:
-            user = doc.get("user")
-            who = f" as {user}" if isinstance(user, str) and user else ""
-            head = f"{bot}: logged in{who} since {_when(since, now, tz)}"
-        elif state is False:
-            head = f"{bot}: LOGGED OUT since {_when(since, now, tz)}"
-        else:
-            head = f"{bot}: state unknown (no login, logout or scan seen yet)"
-        lines.append(head)
-        if doc.get("qr_pending"):
-            seen = parse_time(doc.get("qr_seen_at"))
-            lines.append(f"  QR waiting since {_when(seen, now, tz)}; send: qr {bot}")
-        last_error = parse_time(doc.get("last_error"))
-        if last_error is not None:
-            lines.append(f"  last error line {_when(last_error, now, tz)}")
-        missing = [
-            str(f.get("path"))
-            for f in doc.get("log_files") or ()
-            if isinstance(f, Mapping) and f.get("present") is False
-        ]
-        if missing:
-            lines.append(f"  log file missing: {', '.join(missing)}")
-        if bot in paused:
-            lines.append(f"  rescue paused (rescue on {bot} to resume)")
-    return "\n".join(lines) or "No bots."
+        user = doc.get("user")
+        since, since_ago = _at(parse_time(doc.get("since")), now, tz, m)
+        qr_since, qr_since_ago = _at(parse_time(doc.get("qr_seen_at")), now, tz, m)
+        last_error, last_error_ago = _at(parse_time(doc.get("last_error")), now, tz, m)
+        error = doc.get("exporter_error")
+        rows.append(
+            {
+                "name": bot,
+                "watched": True,
+                "exporter_error": clip(str(error), 200) if error is not None else "",
+                "state": "in" if state is True else "out" if state is False else "unknown",
+                "user": user if isinstance(user, str) else "",
+                "since": since,
+                "since_ago": since_ago,
+                "qr_pending": bool(doc.get("qr_pending")),
+                "qr_since": qr_since,
+                "qr_since_ago": qr_since_ago,
+                "last_error": last_error,
+                "last_error_ago": last_error_ago,
+                "missing_logs": [
+                    str(f.get("path"))
+                    for f in doc.get("log_files") or ()
+                    if isinstance(f, Mapping) and f.get("present") is False
+                ],
+                "paused": bot in paused,
+            }
+        )
+    return m.render("chat/status.txt.j2", bots=rows)
 
 
-def alerts_text(alerts: Sequence[AlertInfo], *, now: float, tz: tzinfo) -> str:
+def alerts_text(
+    alerts: Sequence[AlertInfo], *, now: float, tz: tzinfo, messages: Messages | None = None
+) -> str:
     """`alerts`: one line per alert (name, bot, since when, silenced), newest first."""
-    if not alerts:
-        return "No alerts firing."
+    m = messages or default_messages()
     ordered = sorted(alerts, key=lambda a: a.starts_at or 0.0, reverse=True)
-    lines = []
+    rows = []
     for alert in ordered[:MAX_ALERTS_SHOWN]:
-        name = alert.labels.get("alertname", "?")
-        bot = alert.labels.get("bot")
-        about = f" {bot}" if bot else ""
-        mark = {"suppressed": " (silenced or inhibited)"}.get(alert.state, "")
-        lines.append(f"{name}{about}: since {_when(alert.starts_at, now, tz)}{mark}")
-        summary = alert.annotations.get("summary", "").strip()
-        if summary:
-            lines.append(f"  {clip(summary, 200)}")
-    if len(ordered) > MAX_ALERTS_SHOWN:
-        lines.append(f"… and {len(ordered) - MAX_ALERTS_SHOWN} more")
-    return "\n".join(lines)
+        since, ago = _at(alert.starts_at, now, tz, m)
+        rows.append(
+            {
+                "name": alert.labels.get("alertname", "?"),
+                "bot": alert.labels.get("bot") or "",
+                "since": since,
+                "ago": ago,
+                "silenced": alert.state == "suppressed",
+                "summary": clip(alert.annotations.get("summary", "").strip(), 200),
+            }
+        )
+    more = max(0, len(ordered) - MAX_ALERTS_SHOWN)
+    return m.render("chat/alerts.txt.j2", alerts=rows, more=more)
 
 
-def silences_text(silences: Sequence[SilenceInfo], *, now: float, tz: tzinfo) -> str:
-    if not silences:
-        return "No silences."
-    lines = []
-    for s in sorted(silences, key=lambda s: s.ends_at or 0.0):
-        bot = s.equal_value("bot") or "?"
-        state = "" if s.state == "active" else f" ({s.state})"
-        until = format_time(s.ends_at, tz) if s.ends_at is not None else "?"
-        lines.append(f"{s.id} {bot} until {until}{state} by {s.created_by or '?'}")
-        if s.comment:
-            lines.append(f"  {clip(s.comment, 200)}")
-    return "\n".join(lines)
+def silences_text(
+    silences: Sequence[SilenceInfo], *, now: float, tz: tzinfo, messages: Messages | None = None
+) -> str:
+    m = messages or default_messages()
+    rows = [
+        {
+            "id": s.id,
+            "bot": s.equal_value("bot") or "?",
+            "until": format_time(s.ends_at, tz) if s.ends_at is not None else "?",
+            "state": s.state,
+            "created_by": s.created_by or "?",
+            "comment": clip(s.comment, 200),
+        }
+        for s in sorted(silences, key=lambda s: s.ends_at or 0.0)
+    ]
+    return m.render("chat/silences.txt.j2", silences=rows)
 
 
 def help_text(ctx: CommandContext, bots: Sequence[str]) -> str:
     """The commands this admin can use, with the check each needs."""
     s = ctx.settings
-    marks = {"none": "", "confirm": " (confirm with YES)", "totp": " <code>"}
-    entries: list[tuple[str, str, str]] = [("help", "help", "this list")]
+    keys = ["help"]
     if ctx.exporter is not None:
-        entries += [
-            ("status", "status", "every bot: logged in, QR pending, last error"),
-            ("qr", "qr [bot]", "the login QR of a logged-out bot"),
-        ]
+        keys += ["status", "qr"]
     if ctx.alertmanager is not None:
-        entries += [
-            ("alerts", "alerts [bot]", "firing alerts"),
-            ("silence", "silence <bot> <duration> [comment]", "e.g. silence bob 2h"),
-            ("silences", "silences", "active silences"),
-            ("unsilence", "unsilence <id>", "end a silence"),
-            ("ack", "ack <bot>", "silence the bot's alerts until they resolve"),
-        ]
+        keys += ["alerts", "silence", "silences", "unsilence", "ack"]
     if ctx.runner is not None and any(s.restart_argv(b) for b in bots):
-        entries.append(("restart", "restart <bot>", "run the bot's restart command"))
+        keys.append("restart")
     if ctx.logs is not None and any(s.log_paths(b) for b in bots):
-        entries.append(("log", "log <bot> [lines]", f"the end of its log (≤ {s.log_max_lines})"))
+        keys.append("log")
     if ctx.rescue is not None:
-        entries += [
-            ("rescue_off", "rescue off <bot>", "stop DMs about the bot"),
-            ("rescue_on", "rescue on <bot>", "resume them"),
-        ]
-    lines = [f"Your bots: {', '.join(bots)}"]
-    for key, syntax, what in entries:
-        policy = s.policy(key)
-        lines.append(f"{syntax}{marks[policy] if key != 'help' else ''} — {what}")
-    return "\n".join(lines)
+        keys += ["rescue_off", "rescue_on"]
+    commands = [{"key": k, "check": s.policy(k) if k != "help" else "none"} for k in keys]
+    return ctx.messages.render(
+        "chat/help.txt.j2", bots=list(bots), commands=commands, log_max_lines=s.log_max_lines
+    )
 
 
-def restart_text(bot: str, result: RunInfo, limit: int) -> tuple[str, Outcome, str]:
+def restart_text(
+    bot: str, result: RunInfo, limit: int, messages: Messages | None = None
+) -> tuple[str, Outcome, str]:
     """One message: how the restart command ended and the tail of its output."""
+    m = messages or default_messages()
+    values = {
+        "bot": bot,
+        "error": result.error or "",
+        "seconds": f"{result.duration:.1f}",
+        "returncode": result.returncode,
+        "clipped": False,
+    }
     if result.error is not None:
-        head = f"restart {bot}: could not run the command: {result.error}"
+        head = m.render("chat/restart.txt.j2", case="error", **values)
         return clip(head, limit), "failed", result.error
-    if result.timed_out:
-        head = f"restart {bot}: no exit within {result.duration:.1f} s; killed."
-        note = "timed out, killed"
-    else:
-        head = f"restart {bot}: exit status {result.returncode} after {result.duration:.1f} s."
-        note = f"exit {result.returncode}"
+    case = "timed_out" if result.timed_out else "exited"
+    note = "timed out, killed" if result.timed_out else f"exit {result.returncode}"
     outcome: Outcome = "ok" if result.returncode == 0 and not result.timed_out else "failed"
+    head = m.render("chat/restart.txt.j2", case=case, **values)
     output = "\n".join(clean_line(x) for x in result.output.rstrip("\n").split("\n")).strip()
     if not output:
         return head, outcome, note
-    marker = "… (end of the output)\n"
-    room = limit - len(head) - 1 - len(marker)
-    clipped = result.truncated or len(output) > room
-    if len(output) > room:
-        output = output[-room:]
-        if "\n" in output:
-            output = output.split("\n", 1)[1]  # whole lines only
-    return f"{head}\n{marker if clipped else ''}{output}", outcome, note
+    room = limit - len(head) - 1
+    if result.truncated or len(output) > room:
+        head = m.render("chat/restart.txt.j2", case=case, **{**values, "clipped": True})
+        room = limit - len(head) - 1
+        if len(output) > room:
+            output = output[-room:]
+            if "\n" in output:
+                output = output.split("\n", 1)[1]  # whole lines only
+    return f"{head}\n{output}", outcome, note

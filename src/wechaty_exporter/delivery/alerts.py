@@ -2,20 +2,35 @@
 
 Strict about what the receiver needs (version "4", the alerts list, each alert's status,
 labels.alertname, fingerprint and startsAt), tolerant of every field it does not read. Time is an
-argument; nothing here does I/O.
+argument; nothing here does I/O. Each text is a template (`templates`), rendered with the values
+built here; `dm_texts` puts the blocks of a notification group into one DM.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
+
+from wechaty_exporter.delivery.chattext import MAX_TEXT_CHARS as MAX_TEXT_CHARS
+from wechaty_exporter.delivery.chattext import clip as clip
+from wechaty_exporter.delivery.chattext import format_duration as format_duration
+from wechaty_exporter.delivery.chattext import format_time as format_time
+from wechaty_exporter.delivery.chattext import pack
+from wechaty_exporter.delivery.chattext import split_text as split_text
+from wechaty_exporter.delivery.sandbox import clean_value
+from wechaty_exporter.delivery.templates import Messages
 
 Status = Literal["firing", "resolved"]
+
+# Resolves when ANY bot of the duet logs in: its resolved text says a rescuer is back, not that
+# the alert's bot is (deploy/prometheus/rules/wechaty.yml).
+NO_RESCUER = "WechatyNoRescuer"
+MAX_REASON_CHARS = 200  # of the logout reason WeChat gave, in a DM
 
 # Alertmanager's webhook (version 4) stamps times with Go's RFC 3339 (up to nanoseconds); a zero
 # `endsAt` ("0001-01-01T00:00:00Z") means "not ended".
@@ -27,7 +42,6 @@ _GO_ZERO_YEAR = 1
 _MIN_TIME = -62135596800.0 + 2 * 86400  # 0001-01-03T00:00:00Z
 _MAX_TIME = 253402300799.0 - 2 * 86400  # 9999-12-29T23:59:59Z
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-MAX_TEXT_CHARS = 1500  # a WeChat text stays well under the client's limit
 
 
 class PayloadError(ValueError):
@@ -264,28 +278,28 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# --- message texts ---------------------------------------------------------------------------
+# --- message texts: each block of a DM is one template (delivery/templates) ----------------------
 
 
-def format_time(ts: float, tz: tzinfo) -> str:
-    """'2026-11-25 09:01 CST': what an admin reads on the phone."""
-    stamp = datetime.fromtimestamp(ts, tz)
-    return stamp.strftime("%Y-%m-%d %H:%M ") + (stamp.tzname() or "UTC")
-
-
-def format_duration(seconds: float) -> str:
-    """A coarse human duration: '40 s', '12 min', '2 h 5 min', '3 d 4 h'."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} s"
-    minutes = s // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+def alert_values(alert: Alert, *, now: float, tz: tzinfo, messages: Messages) -> dict[str, Any]:
+    """What the `alert` variable of a template holds (docs/configuration.md lists it)."""
+    ended = alert.ends_at if alert.ends_at is not None else now
+    return {
+        "name": alert.alertname,
+        "status": alert.status,
+        "bot": alert.bot or "",
+        "summary": alert.summary.strip(),
+        "description": alert.annotations.get("description", "").strip(),
+        "runbook_url": alert.annotations.get("runbook_url", "").strip(),
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": format_time(alert.starts_at, tz),
+        "ends_at": format_time(alert.ends_at, tz) if alert.ends_at is not None else "",
+        "ago": messages.duration(now - alert.starts_at),
+        "lasted": messages.duration(ended - alert.starts_at),
+        "fingerprint": alert.fingerprint,
+        "generator_url": alert.generator_url,
+    }
 
 
 def qr_command(bot: str) -> str:
@@ -293,88 +307,115 @@ def qr_command(bot: str) -> str:
     return f"qr {bot}"
 
 
-def _since(alert: Alert, now: float, tz: tzinfo) -> str:
-    ago = format_duration(now - alert.starts_at)
-    return f"since {format_time(alert.starts_at, tz)} ({ago} ago)"
+def qr_caption(
+    messages: Messages,
+    bot: str,
+    *,
+    tz: tzinfo,
+    seen_at: float | None,
+    index: int = 1,
+    count: int = 1,
+) -> str:
+    """What to do with the QR image that follows (the `index`th of `count`)."""
+    shown_at = format_time(seen_at, tz) if seen_at is not None else ""
+    values = {"bot": bot, "shown_at": shown_at, "index": index, "count": count}
+    return messages.render("qr_caption.txt.j2", **values)
 
 
-def _summary_line(alert: Alert, bot: str) -> list[str]:
-    summary = alert.summary.strip()
-    return [summary] if summary and summary != f"{bot} is logged out" else []
+def logged_out_text(
+    messages: Messages,
+    alert: Alert,
+    bot: str,
+    *,
+    now: float,
+    tz: tzinfo,
+    qr_seen_at: float | None,
+    index: int = 1,
+    count: int = 1,
+    logout_reason: str | None = None,
+) -> str:
+    """Firing logged-out alert with a QR: its block of the DM the QR image follows, with what
+    WeChat said when the bot was logged out (the exporter's `logout_reason`), if anything."""
+    caption = qr_caption(messages, bot, tz=tz, seen_at=qr_seen_at, index=index, count=count)
+    values = alert_values(alert, now=now, tz=tz, messages=messages)
+    reason = clean_value(logout_reason or "", MAX_REASON_CHARS).strip()
+    return messages.render(
+        "logged_out.txt.j2", bot=bot, alert=values, qr_caption=caption, logout_reason=reason
+    )
 
 
-def rescue_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, qr_seen_at: float | None) -> str:
-    """Firing logged-out alert with a QR: the text sent right before the QR image."""
-    shown = f" (shown {format_time(qr_seen_at, tz)})" if qr_seen_at is not None else ""
-    lines = [
-        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
-        *_summary_line(alert, bot),
-        f"Scan the QR code below{shown} with {bot}'s WeChat to log it back in.",
-        f"QR expired? Send: {qr_command(bot)}",
-    ]
-    return clip("\n".join(lines))
-
-
-def no_qr_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, wait_seconds: float) -> str:
+def no_qr_text(
+    messages: Messages, alert: Alert, bot: str, *, now: float, tz: tzinfo, wait_seconds: float
+) -> str:
     """Firing logged-out alert, but the bot has shown no login QR yet."""
-    lines = [
-        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
-        *_summary_line(alert, bot),
-        f"No login QR yet: {bot} has not shown one. "
-        f"I will send it here if it appears within {format_duration(wait_seconds)}.",
-    ]
-    return clip("\n".join(lines))
+    values = alert_values(alert, now=now, tz=tz, messages=messages)
+    wait = messages.duration(wait_seconds)
+    return messages.render("no_qr.txt.j2", bot=bot, alert=values, wait=wait)
 
 
-def exporter_down_text(alert: Alert, bot: str, *, now: float, tz: tzinfo, reason: str) -> str:
+def exporter_down_text(
+    messages: Messages, alert: Alert, bot: str, *, now: float, tz: tzinfo, reason: str
+) -> str:
     """Firing logged-out alert, but the exporter could not be asked for the QR."""
-    lines = [
-        f"{bot} is logged out of WeChat, {_since(alert, now, tz)}.",
-        *_summary_line(alert, bot),
-        f"I could not fetch its login QR ({reason}); I will keep trying. "
-        f"You can also send: {qr_command(bot)}",
-    ]
-    return clip("\n".join(lines))
+    values = alert_values(alert, now=now, tz=tz, messages=messages)
+    return messages.render("exporter_down.txt.j2", bot=bot, alert=values, reason=reason)
 
 
-def qr_timeout_text(bot: str, *, waited: float) -> str:
-    """The bounded wait for a QR ran out."""
-    return clip(
-        f"Still no login QR from {bot} after {format_duration(waited)}. "
-        f"Once it shows one, send: {qr_command(bot)}"
-    )
+def qr_timeout_text(messages: Messages, bots: Sequence[str], *, waited: float) -> str:
+    """The bounded wait for the QRs of `bots` ran out."""
+    text = messages.render("qr_timeout.txt.j2", bots=list(bots), waited=messages.duration(waited))
+    return clip(text)
 
 
-def back_online_text(alert: Alert, bot: str, *, now: float, tz: tzinfo) -> str:
-    """Resolved logged-out alert."""
-    ended = alert.ends_at if alert.ends_at is not None else now
-    return clip(
-        f"{bot} is back online (the alert lasted {format_duration(ended - alert.starts_at)}, "
-        f"from {format_time(alert.starts_at, tz)})."
-    )
+def back_online_text(messages: Messages, alert: Alert, bot: str, *, now: float, tz: tzinfo) -> str:
+    """Resolved alert that carried a QR (`qr_alerts`): the bot is back online, or, for
+    WechatyNoRescuer, which resolves once any bot of the duet logs in, a rescuer is back."""
+    values = alert_values(alert, now=now, tz=tz, messages=messages)
+    name = "rescuer_back.txt.j2" if alert.alertname == NO_RESCUER else "back_online.txt.j2"
+    return messages.render(name, bot=bot, alert=values)
 
 
-def generic_text(alert: Alert, *, now: float, tz: tzinfo) -> str:
+def generic_text(messages: Messages, alert: Alert, *, now: float, tz: tzinfo) -> str:
     """An alert without QR relevance (WechatyNoRescuer, WechatyLogStale, ...), either status."""
-    about = f" ({alert.bot})" if alert.bot else ""
-    head = f"[{alert.status.upper()}] {alert.alertname}{about}"
-    lines = [head]
-    if alert.summary:
-        lines.append(alert.summary.strip())
-    description = alert.annotations.get("description", "").strip()
-    if description and alert.status == "firing":
-        lines.append(description)
-    if alert.status == "firing":
-        lines.append(f"Firing {_since(alert, now, tz)}.")
-    else:
-        ended = alert.ends_at if alert.ends_at is not None else now
-        lines.append(f"Resolved after {format_duration(ended - alert.starts_at)}.")
-    runbook = alert.annotations.get("runbook_url", "").strip()
-    if runbook and alert.status == "firing":
-        lines.append(f"Runbook: {runbook}")
-    return clip("\n".join(lines))
+    values = alert_values(alert, now=now, tz=tz, messages=messages)
+    return messages.render("alert.txt.j2", alert=values)
 
 
-def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """Cut an overlong text (annotations are free-form) to a size WeChat delivers in one piece."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def login_test_text(messages: Messages, bot: str, to: str, *, now: float, tz: tzinfo) -> str:
+    """The login test's text when `receiver.login_test.<bot>.text` does not set one."""
+    return clip(messages.render("login_test.txt.j2", bot=bot, to=to, now=format_time(now, tz)))
+
+
+MAX_HEAD_CHARS = 300  # the first line of a DM
+
+
+def dm_texts(
+    messages: Messages,
+    blocks: Sequence[tuple[Alert, str]],
+    *,
+    qr_bots: Sequence[str] = (),
+    limit: int = MAX_TEXT_CHARS,
+) -> list[tuple[str, list[int]]]:
+    """One DM about a notification group: a first line naming the count and the bots, then one
+    block per alert. As few texts of at most `limit` characters as it takes, each holding whole
+    blocks (by index into `blocks`), so a text that went out never has to be sent again for
+    another's sake. No blocks: no text."""
+    if not blocks:
+        return []
+    alerts = [alert for alert, _ in blocks]
+    head = clip(
+        messages.render(
+            "alert_dm.txt.j2",
+            count=len(alerts),
+            firing=sum(a.status == "firing" for a in alerts),
+            resolved=sum(a.status == "resolved" for a in alerts),
+            bots=list(dict.fromkeys(a.bot for a in alerts if a.bot)),
+            alertnames=list(dict.fromkeys(a.alertname for a in alerts)),
+            qr_bots=list(qr_bots),
+        ),
+        MAX_HEAD_CHARS,
+    )
+    room = limit - len(head) - 2
+    texts = [clip(text, room) for _, text in blocks]
+    units = [f"{head}\n\n{texts[0]}" if head else texts[0], *texts[1:]]
+    return [("\n\n".join(units[i] for i in group), group) for group in pack(units, limit, "\n\n")]

@@ -28,12 +28,15 @@ class ExporterError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PendingQr:
-    """`GET /api/v1/bots/{bot}/qr`: the login QR a bot waits to have scanned."""
+    """`GET /api/v1/bots/{bot}/qr`: the login QR a bot waits to have scanned, and what WeChat
+    said when the bot was logged out (`logout_reason`: None from an exporter that does not say,
+    as before it served the field)."""
 
     bot: str
     qrcode: str
     status: str | None
     seen_at: float | None
+    logout_reason: str | None = None
 
 
 class ExporterClient:
@@ -97,11 +100,13 @@ class ExporterClient:
             except ValueError as exc:
                 raise ExporterError(f"QR of {bot}: bad seen_at: {exc}") from exc
         qr_status = doc.get("status")
+        reason = doc.get("logout_reason")  # an additive field: missing or odd is no reason
         return PendingQr(
             bot=bot,
             qrcode=qrcode,
             status=None if qr_status is None else str(qr_status),
             seen_at=seen_at,
+            logout_reason=reason if isinstance(reason, str) and reason.strip() else None,
         )
 
     async def bots(self) -> list[dict[str, Any]]:

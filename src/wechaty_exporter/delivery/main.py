@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,9 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.messengers import Messenger
+from wechaty_exporter.delivery.messengers.apprise import AppriseMessenger
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
-from wechaty_exporter.delivery.receiver import create_receiver_app
+from wechaty_exporter.delivery.receiver import METRICS, create_receiver_app
+from wechaty_exporter.delivery.refresh import QrRefresher
 from wechaty_exporter.delivery.settings import ReceiverSettings, missing_exporter_problems
 from wechaty_exporter.delivery.store import DeliveryStore
 from wechaty_exporter.settings import ConfigError, format_address
@@ -25,9 +29,12 @@ log = logging.getLogger(__name__)
 OUTBOX_FILENAME = "outbox.jsonl"
 
 
-def build_messenger(settings: ReceiverSettings, *, state_dir: Path) -> Messenger:
+def build_messenger(
+    settings: ReceiverSettings, *, state_dir: Path, store: DeliveryStore | None = None
+) -> Messenger:
     """The messenger the settings choose. `wechaty` needs a running bot: `wechaty-exporter bot`
-    builds that one itself and passes it to `serve_receiver`."""
+    builds that one itself and passes it to `serve_receiver`. `store` keeps the apprise
+    messenger's per-channel delivery records (in memory without one)."""
     chosen = settings.messenger
     if chosen.kind == "outbox":
         path = chosen.path if chosen.path is not None else state_dir / OUTBOX_FILENAME
@@ -36,10 +43,20 @@ def build_messenger(settings: ReceiverSettings, *, state_dir: Path) -> Messenger
         if chosen.url is None:
             raise ConfigError(["receiver.messenger.url: required for the webhook messenger"])
         return WebhookMessenger(chosen.url, token=chosen.token, timeout=chosen.timeout)
+    if chosen.kind == "apprise":
+        if not chosen.channels:
+            raise ConfigError(["receiver.messenger.urls: the apprise messenger needs a URL"])
+        return AppriseMessenger(
+            chosen.channels,
+            timeout=chosen.timeout,
+            store=store,
+            record_ttl=settings.dedupe_ttl,
+            messages=settings.messages,
+        )
     raise ConfigError(
         [
             "receiver.messenger.type: wechaty sends from inside `wechaty-exporter bot`;"
-            " `wechaty-exporter receiver` alone supports outbox and webhook"
+            " `wechaty-exporter receiver` alone supports outbox, webhook and apprise"
         ]
     )
 
@@ -77,9 +94,10 @@ async def serve_receiver(
     else:
         directory = Path(state_dir)
         store = DeliveryStore.in_state_dir(directory)
-    chosen = messenger if messenger is not None else build_messenger(settings, state_dir=directory)
+    chosen = messenger or build_messenger(settings, state_dir=directory, store=store)
     exporter = Exporters(settings)
     runner: web.AppRunner | None = None
+    refreshing: asyncio.Task[None] | None = None
     try:
         app = create_receiver_app(
             settings,
@@ -90,6 +108,17 @@ async def serve_receiver(
             registry=registry,
             rescue_enabled=rescue_enabled,
         )
+        refresher = QrRefresher(
+            settings,
+            chosen,
+            exporter,
+            store,
+            app[METRICS],
+            clock=time.time,
+            sleep=asyncio.sleep,
+            rescue_enabled=rescue_enabled,
+        )
+        refreshing = asyncio.create_task(refresher.run(), name="qr-refresh")
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
@@ -106,6 +135,10 @@ async def serve_receiver(
             started.set_result(addresses)
         await asyncio.Event().wait()
     finally:
+        if refreshing is not None:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
         if runner is not None:
             await runner.cleanup()
         await exporter.close()

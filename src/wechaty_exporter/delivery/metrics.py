@@ -51,6 +51,12 @@ class ReceiverMetrics:
             "Failed requests to the exporter's QR API.",
             registry=registry,
         )
+        self.qr_refreshes = Counter(
+            "wechaty_receiver_qr_refreshes",
+            "Newer login QRs the receiver sent by itself while a logout alert fired, by bot.",
+            ["bot"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "wechaty_receiver_request_duration_seconds",
             "Time to answer POST /alerts (includes waiting for a QR).",

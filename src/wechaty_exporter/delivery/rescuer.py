@@ -9,34 +9,41 @@ Each message has a stable id (alert key | contact | step) recorded in the Delive
 messenger accepted it; an alert key (fingerprint | status | startsAt) is recorded once all its
 messages went out, and later copies of it (repeats, Alertmanager-HA duplicates) are dropped until
 `dedupe_ttl` passes. One lock per alert key serialises concurrent duplicates.
+
+One webhook call is one notification group (Alertmanager's `group_by`): each admin gets one DM
+about it, naming the count and the bots, with a block per alert (the texts come from templates,
+in `receiver.language`), and after it the QR image of each logged-out bot (`outgoing` assembles
+them). Dedupe stays per alert: a DM's text settles the message id of every alert it speaks for,
+so a retry of a group that went out in part sends only the alerts, and the QRs, not yet accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
 
-from wechaty_exporter.delivery.alerts import (
-    Alert,
-    Notification,
-    back_online_text,
-    exporter_down_text,
-    generic_text,
-    no_qr_text,
-    qr_timeout_text,
-    rescue_text,
-)
+from wechaty_exporter.delivery.alerts import Alert, Notification, login_test_text
 from wechaty_exporter.delivery.exporter_client import ExporterError, PendingQr, QrSource
+from wechaty_exporter.delivery.guard_settings import RateLimitSettings
 from wechaty_exporter.delivery.keylock import KeyLock
 from wechaty_exporter.delivery.messengers import DeliveryError, Messenger
+from wechaty_exporter.delivery.messengers.sending import sending
 from wechaty_exporter.delivery.metrics import ReceiverMetrics
-from wechaty_exporter.delivery.settings import RateLimitSettings, ReceiverSettings
+from wechaty_exporter.delivery.outgoing import (
+    FoundQr,
+    Outgoing,
+    dm_messages,
+    qr_images,
+    qr_timeout_message,
+    step_of,
+)
+from wechaty_exporter.delivery.refresh import watch_outage
+from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.delivery.store import DeliveryStore
-from wechaty_exporter.qrimage import qr_png
 
 __all__ = [
     "RETRYABLE",
@@ -45,7 +52,6 @@ __all__ = [
     "Outcome",
     "Rescuer",
     "Sleep",
-    "Step",
     "TokenBucket",
     "worst_of",
 ]
@@ -69,20 +75,6 @@ class Outcome(Enum):
 
 
 RETRYABLE = (Outcome.RATE_LIMITED, Outcome.TRANSIENT_FAILURE)  # answered 503: a retry may pass
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One message of a delivery: `step` names it inside the alert (intro, qr, back-online, ...)."""
-
-    step: str
-    text: str | None = None
-    png: bytes | None = None
-    filename: str = "qr.png"
-
-    @property
-    def kind(self) -> Literal["text", "image"]:
-        return "image" if self.png is not None else "text"
 
 
 @dataclass(slots=True)
@@ -150,7 +142,7 @@ class Rescuer:
         self._buckets: dict[str, TokenBucket] = {}
         self._locks = KeyLock()  # one per alert key
 
-    # --- one notification ---------------------------------------------------------------------
+    # --- one notification: one DM per admin ---------------------------------------------------
 
     async def deliver(self, notification: Notification) -> list[tuple[Alert, BatchResult]]:
         if notification.truncated_alerts:
@@ -161,117 +153,188 @@ class Rescuer:
                 notification.group_key,
             )
         self.store.purge(self.clock())
-        results = []
-        for alert in notification.alerts:
-            result = await self.deliver_alert(alert)
+        results = await self.deliver_group(notification.alerts)
+        for _, result in results:
             self.metrics.notifications.labels(result.outcome.value).inc()
-            results.append((alert, result))
         return results
 
     async def deliver_alert(self, alert: Alert) -> BatchResult:
-        async with self._locks.hold(alert.dedupe_key):
-            now = self.clock()
-            if self.store.is_done(alert.dedupe_key, now) or (
-                alert.status == "firing" and self.store.is_done(alert.resolved_key, now)
-            ):
-                self.metrics.dedupe_hits.inc()
-                return BatchResult(Outcome.DUPLICATE)
-            if alert.bot is not None and not self.rescue_enabled(alert.bot):
-                log.info("rescue of %s is paused: %s not sent", alert.bot, alert.alertname)
-                return BatchResult(Outcome.PAUSED)
-            recipients = self.settings.admins_for(alert.bot)
-            if not recipients:
-                log.warning("no admin to tell about %s (bot=%s)", alert.alertname, alert.bot)
-                return BatchResult(Outcome.NO_RECIPIENT)
-            bot = alert.bot
-            if bot is not None and alert.alertname in self.settings.qr_alerts:
-                if alert.status == "firing":
-                    result = await self._rescue(alert, bot, recipients)
+        """One alert, as a group of its own."""
+        ((_, result),) = await self.deliver_group((alert,))
+        return result
+
+    async def deliver_group(self, alerts: Sequence[Alert]) -> list[tuple[Alert, BatchResult]]:
+        """One notification group (one webhook call). Alerts delivered before (or resolved before
+        this firing copy), paused, or with nobody to tell are settled without a message; each
+        admin gets one DM about the rest, as far as each alert is still owed to that admin, and
+        after it the QR image of each logged-out bot. What becomes of each alert, in order."""
+        async with contextlib.AsyncExitStack() as turns:
+            for key in sorted({a.dedupe_key for a in alerts}):  # one order: no deadlock
+                await turns.enter_async_context(self._locks.hold(key))
+            results: dict[int, BatchResult] = {}
+            live: dict[str, Alert] = {}  # dedupe key → alert to deliver, in payload order
+            for i, alert in enumerate(alerts):
+                early = self._screen(alert, live)
+                if early is None:
+                    live[alert.dedupe_key] = alert
                 else:
-                    result = await self._back_online(alert, bot, recipients)
-            else:
-                text = generic_text(alert, now=now, tz=self.tz)
-                result = await self._to_all(alert, recipients, [Step("alert", text)])
-            if result.outcome is Outcome.DELIVERED:
-                done_at = self.clock()
-                self.store.mark_done(alert.dedupe_key, done_at + self.settings.dedupe_ttl)
-                self.metrics.delivery_delay.observe(max(0.0, done_at - alert.starts_at))
-            return result
+                    results[i] = early
+            settled = await self._deliver_live(list(live.values())) if live else {}
+            for i, alert in enumerate(alerts):
+                if i in results:
+                    continue
+                result = results[i] = settled[alert.dedupe_key]
+                if result.outcome is Outcome.DELIVERED:
+                    done_at = self.clock()
+                    self.store.mark_done(alert.dedupe_key, done_at + self.settings.dedupe_ttl)
+                    self.metrics.delivery_delay.observe(max(0.0, done_at - alert.starts_at))
+        return [(alert, results[i]) for i, alert in enumerate(alerts)]
 
-    # --- the three kinds of delivery ----------------------------------------------------------
-
-    async def _rescue(self, alert: Alert, bot: str, recipients: Sequence[str]) -> BatchResult:
-        """Logged out: the text, then the freshest QR (waiting a bounded time for one)."""
-        filename = f"{bot}-login-qr.png"
-        if all(self._sent(alert, to, "qr") for to in recipients):
-            return BatchResult(Outcome.DELIVERED)
-        qr, error = await self._fetch_qr(bot)
+    def _screen(self, alert: Alert, live: Mapping[str, Alert]) -> BatchResult | None:
+        """What becomes of `alert` without a message, or None when it is to be delivered."""
         now = self.clock()
-        if qr is not None:
-            intro = rescue_text(alert, bot, now=now, tz=self.tz, qr_seen_at=qr.seen_at)
-            steps = [Step("intro", intro), Step("qr", png=qr_png(qr.qrcode), filename=filename)]
-            return await self._to_all(alert, recipients, steps)
-        if error is not None:
-            intro = exporter_down_text(alert, bot, now=now, tz=self.tz, reason=error)
-        else:
-            intro = no_qr_text(alert, bot, now=now, tz=self.tz, wait_seconds=self.settings.qr_wait)
-        first = await self._each(alert, recipients, [Step("intro", intro)])
-        waiting = [to for to, r in first.items() if r.outcome is Outcome.DELIVERED]
-        waiting = [to for to in waiting if not self._sent(alert, to, "qr")]
-        if waiting:
-            qr, error = await self._wait_for_qr(alert, bot)
-            if qr is not None:
-                step = Step("qr", png=qr_png(qr.qrcode), filename=filename)
-            elif error is not None:
-                reason = f"exporter unreachable while {bot}'s QR is needed: {error}"
-                for to in waiting:
-                    first[to] = BatchResult(Outcome.TRANSIENT_FAILURE, reason=reason)
-                return worst_of(first.values())
-            elif self.store.is_done(alert.resolved_key, self.clock()):
-                return worst_of(first.values())  # back online meanwhile: nothing left to say
-            else:
-                step = Step("qr", qr_timeout_text(bot, waited=self.settings.qr_wait))
-            first.update(await self._each(alert, waiting, [step]))
-        return worst_of(first.values())
+        if (
+            alert.dedupe_key in live
+            or self.store.is_done(alert.dedupe_key, now)
+            or (alert.status == "firing" and self.store.is_done(alert.resolved_key, now))
+        ):
+            self.metrics.dedupe_hits.inc()
+            return BatchResult(Outcome.DUPLICATE)
+        if alert.bot is not None and not self.rescue_enabled(alert.bot):
+            log.info("rescue of %s is paused: %s not sent", alert.bot, alert.alertname)
+            return BatchResult(Outcome.PAUSED)
+        if not self.settings.admins_for(alert.bot):
+            log.warning("no admin to tell about %s (bot=%s)", alert.alertname, alert.bot)
+            return BatchResult(Outcome.NO_RECIPIENT)
+        return None
 
-    async def _back_online(self, alert: Alert, bot: str, recipients: Sequence[str]) -> BatchResult:
-        text = back_online_text(alert, bot, now=self.clock(), tz=self.tz)
-        results = list((await self._each(alert, recipients, [Step("back-online", text)])).values())
-        login_test = self.settings.login_test_for(bot)
-        if login_test is not None:
-            steps = [Step("login-test", login_test.text)]
-            results += (await self._each(alert, [login_test.to], steps, bot=bot)).values()
-        return worst_of(results)
+    def _kind(self, alert: Alert) -> str:
+        """The step of the alert's block in a DM: intro (logged out), back-online or alert."""
+        return step_of(alert, self.settings.qr_alerts)
 
-    async def _to_all(
-        self, alert: Alert, recipients: Sequence[str], steps: Sequence[Step]
+    # --- the DM, the QRs that come late, the login tests ----------------------------------------
+
+    async def _deliver_live(self, alerts: Sequence[Alert]) -> dict[str, BatchResult]:
+        """Send what `alerts` are owed; per alert key, the worst result of its messages."""
+        tally: dict[str, list[BatchResult]] = {a.dedupe_key: [] for a in alerts}
+        rescue = [a for a in alerts if self._kind(a) == "intro"]
+        found: dict[str, FoundQr] = {}  # bot → its freshest QR (or why there is none)
+        owed = [
+            a.bot or "" for a in rescue if not all(self._sent(a, to, "qr") for to in self._to(a))
+        ]
+        for bot in dict.fromkeys(owed):
+            found[bot] = FoundQr(*await self._fetch_qr(bot))
+        for to in dict.fromkeys(to for a in alerts for to in self._to(a)):
+            mine = [a for a in alerts if to in self._to(a)]
+            dm = dm_messages(
+                self.settings, to, mine, found, now=self.clock(), tz=self.tz, sent=self._sent
+            )
+            await self._send_and_tally(to, dm, tally)
+        await self._late_qrs(rescue, found, tally)
+        await self._login_tests([a for a in alerts if self._kind(a) == "back-online"], tally)
+        results = {key: worst_of(got) for key, got in tally.items()}
+        for a in rescue:
+            qr = found[a.bot or ""].qr if a.bot in found else None
+            self._watch(a, a.bot or "", self._to(a), qr, results[a.dedupe_key])
+        return results
+
+    def _to(self, alert: Alert) -> tuple[str, ...]:
+        return self.settings.admins_for(alert.bot)
+
+    async def _late_qrs(
+        self,
+        rescue: Sequence[Alert],
+        found: dict[str, FoundQr],
+        tally: dict[str, list[BatchResult]],
+    ) -> None:
+        """The bots that had no QR yet: wait (a bounded time, all at once) for theirs; then each
+        admin told so gets the QRs that came and one text naming the bots still without one."""
+        waiting: dict[str, list[tuple[str, Alert]]] = {}  # bot → (admin, alert) owed its QR
+        for a in rescue:
+            bot = a.bot or ""
+            if bot in found and found[bot].qr is None:
+                for to in self._to(a):
+                    if self._sent(a, to, "intro") and not self._sent(a, to, "qr"):
+                        waiting.setdefault(bot, []).append((to, a))
+        if not waiting:
+            return
+        pending = {bot: [a for _, a in pairs] for bot, pairs in waiting.items()}
+        images: dict[str, dict[str, list[Alert]]] = {}  # admin → bot → alerts
+        late: dict[str, list[Alert]] = {}  # admin → alerts whose wait ran out
+        for bot, (qr, error) in (await self._wait_for_qrs(pending)).items():
+            found[bot] = FoundQr(qr, error)
+            for to, a in waiting[bot]:
+                if qr is not None:
+                    images.setdefault(to, {}).setdefault(bot, []).append(a)
+                elif error is not None:
+                    reason = f"exporter unreachable while {bot}'s QR is needed: {error}"
+                    tally[a.dedupe_key].append(
+                        BatchResult(Outcome.TRANSIENT_FAILURE, reason=reason)
+                    )
+                elif not self.store.is_done(a.resolved_key, self.clock()):  # else: back online
+                    late.setdefault(to, []).append(a)
+        for to in dict.fromkeys([*images, *late]):
+            outgoing = qr_images(images.get(to, {}), found)
+            if late.get(to):
+                messages, waited = self.settings.messages, self.settings.qr_wait
+                outgoing.append(qr_timeout_message(messages, late[to], waited=waited))
+            await self._send_and_tally(to, outgoing, tally)
+
+    async def _login_tests(
+        self, back: Sequence[Alert], tally: dict[str, list[BatchResult]]
+    ) -> None:
+        """Back online: the bot's login test (once per bot), to its own contact."""
+        for bot in dict.fromkeys(a.bot or "" for a in back):
+            test = self.settings.login_test_for(bot)
+            if test is None:
+                continue
+            text = test.text or login_test_text(
+                self.settings.messages, bot, test.to, now=self.clock(), tz=self.tz
+            )
+            ids = tuple((a.dedupe_key, "login-test") for a in back if a.bot == bot)
+            await self._send_and_tally(test.to, [Outgoing(ids, text=text, bot=bot)], tally)
+
+    def _watch(
+        self,
+        alert: Alert,
+        bot: str,
+        recipients: Sequence[str],
+        qr: PendingQr | None,
+        result: BatchResult,
     ) -> BatchResult:
-        return worst_of((await self._each(alert, recipients, steps)).values())
+        """A QR delivered to every admin starts the outage that delivery/refresh.py watches."""
+        if qr is not None and result.outcome is Outcome.DELIVERED:
+            watch_outage(self.store, alert, bot, recipients, qr.qrcode, now=self.clock())
+        return result
 
     # --- sending ------------------------------------------------------------------------------
 
-    async def _each(
-        self,
-        alert: Alert,
-        recipients: Sequence[str],
-        steps: Sequence[Step],
-        *,
-        bot: str | None = None,
-    ) -> dict[str, BatchResult]:
-        about = bot or alert.bot or alert.alertname
-        return {to: await self._send_batch(alert, to, steps, about) for to in recipients}
-
-    def _message_id(self, alert: Alert, to: str, step: str) -> str:
-        return f"{alert.dedupe_key}|{to}|{step}"
+    def _id(self, key: str, to: str, step: str) -> str:
+        """A message's id in the store: alert key | contact | step."""
+        return f"{key}|{to}|{step}"
 
     def _sent(self, alert: Alert, to: str, step: str) -> bool:
-        return self.store.is_sent(self._message_id(alert, to, step), self.clock())
+        return self.store.is_sent(self._id(alert.dedupe_key, to, step), self.clock())
 
-    async def _send_batch(
-        self, alert: Alert, to: str, steps: Sequence[Step], bot: str
-    ) -> BatchResult:
-        """Send the steps not yet sent to `to`, in order; stop at the first failure."""
-        owed = [s for s in steps if not self._sent(alert, to, s.step)]
+    async def _send_and_tally(
+        self, to: str, outgoing: Sequence[Outgoing], tally: dict[str, list[BatchResult]]
+    ) -> None:
+        """Send to `to`; each alert a message speaks for gets the result if one of its messages
+        is still not accepted after it, else delivered."""
+        result = await self._send_out(to, outgoing)
+        now = self.clock()
+        for message in outgoing:
+            for key, step in message.ids:
+                sent = self.store.is_sent(self._id(key, to, step), now)
+                tally[key].append(BatchResult(Outcome.DELIVERED) if sent else result)
+
+    async def _send_out(self, to: str, messages: Sequence[Outgoing]) -> BatchResult:
+        """Send the messages not yet sent to `to`, in order; stop at the first failure."""
+        owed = [
+            m
+            for m in messages
+            if not all(self.store.is_sent(self._id(k, to, s), self.clock()) for k, s in m.ids)
+        ]
         if not owed:
             return BatchResult(Outcome.DELIVERED)
         bucket = self._bucket(to)
@@ -283,31 +346,32 @@ class Rescuer:
         bucket.reserve(len(owed), now)
         if wait > 0:
             await self.sleep(wait)
-        for i, step in enumerate(owed):
+        for i, message in enumerate(owed):
+            bot = message.bot
             try:
-                if step.png is not None:
-                    await self.messenger.send_image(to, step.png, bot=bot, filename=step.filename)
-                else:
-                    await self.messenger.send_text(to, step.text or "", bot=bot)
+                with sending(message.ref):  # for fan-out messengers
+                    if message.png is not None:
+                        png, name = message.png, message.filename
+                        await self.messenger.send_image(to, png, bot=bot, filename=name)
+                    else:
+                        await self.messenger.send_text(to, message.text or "", bot=bot)
             except DeliveryError as exc:
                 bucket.refund(len(owed) - i)
                 kind = "transient" if exc.transient else "permanent"
                 self.metrics.message_failures.labels(kind).inc()
-                log.warning("%s: %s delivery to %s failed: %s", alert.alertname, kind, to, exc)
+                log.warning("%s: %s delivery to %s failed: %s", bot, kind, to, exc)
                 outcome = Outcome.TRANSIENT_FAILURE if exc.transient else Outcome.PERMANENT_FAILURE
                 return BatchResult(outcome, reason=exc.reason)
             except Exception as exc:  # a messenger bug must not turn into a crash or silence
                 bucket.refund(len(owed) - i)
                 self.metrics.message_failures.labels("error").inc()
-                log.exception(
-                    "%s: messenger %s failed on %s", alert.alertname, self.messenger.name, to
-                )
+                log.exception("%s: messenger %s failed on %s", bot, self.messenger.name, to)
                 reason = f"messenger {self.messenger.name}: {exc.__class__.__name__}: {exc}"
                 return BatchResult(Outcome.TRANSIENT_FAILURE, reason=reason)
-            self.store.mark_sent(
-                self._message_id(alert, to, step.step), self.clock() + self.settings.dedupe_ttl
-            )
-            self.metrics.messages.labels(step.kind).inc()
+            expires = self.clock() + self.settings.dedupe_ttl
+            for key, step in message.ids:
+                self.store.mark_sent(self._id(key, to, step), expires)
+            self.metrics.messages.labels(message.kind).inc()
         return BatchResult(Outcome.DELIVERED)
 
     def _bucket(self, to: str) -> TokenBucket:
@@ -328,17 +392,24 @@ class Rescuer:
             log.warning("cannot fetch the QR of %s: %s", bot, exc.reason)
             return None, exc.reason
 
-    async def _wait_for_qr(self, alert: Alert, bot: str) -> tuple[PendingQr | None, str | None]:
-        """Poll the exporter until a QR appears, the bot is back online, or `qr_wait` passes."""
+    async def _wait_for_qrs(
+        self, pending: Mapping[str, Sequence[Alert]]
+    ) -> dict[str, tuple[PendingQr | None, str | None]]:
+        """Poll the exporters until each bot shows a QR or all its alerts resolved, or `qr_wait`
+        passes: per bot, the last answer (a QR, or the error of the last try)."""
         deadline = self.clock() + self.settings.qr_wait
-        qr: PendingQr | None = None
-        error: str | None = None
-        while self.clock() < deadline:
+        found: dict[str, tuple[PendingQr | None, str | None]] = {
+            bot: (None, None) for bot in pending
+        }
+        left = list(pending)
+        while left and self.clock() < deadline:
             await self.sleep(min(self.settings.qr_poll_interval, max(0.0, deadline - self.clock())))
-            qr, error = await self._fetch_qr(bot)
-            if qr is not None or self.store.is_done(alert.resolved_key, self.clock()):
-                break
-        return qr, error
+            for bot in list(left):
+                found[bot] = await self._fetch_qr(bot)
+                back = all(self.store.is_done(a.resolved_key, self.clock()) for a in pending[bot])
+                if found[bot][0] is not None or back:
+                    left.remove(bot)
+        return found
 
 
 def _always(bot: str) -> bool:

@@ -112,6 +112,7 @@ class ChatCommands:
             rescue=self.rescue,
             resolver=resolver,
             tz=zoneinfo.ZoneInfo(receiver.timezone),
+            messages=receiver.messages,  # replies in the bot's receiver.language
         )
         self._clock = clock
         self._turns = KeyLock()  # one message per sender at a time, in arrival order

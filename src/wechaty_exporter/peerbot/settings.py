@@ -35,11 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from wechaty_exporter.chatops.settings import CommandsSettings, parse_commands_settings
-from wechaty_exporter.delivery.settings import (
-    ReceiverSettings,
-    apply_receiver_flags,
-    parse_receiver_settings,
-)
+from wechaty_exporter.delivery.receiver_flags import apply_receiver_flags
+from wechaty_exporter.delivery.settings import ReceiverSettings, parse_receiver_settings
 from wechaty_exporter.settings import (
     BOT_NAME,
     ConfigError,
