@@ -24,11 +24,8 @@ from tests.delivery.kit import (
     webhook_messenger,
 )
 
-from wechaty_exporter.delivery.settings import (
-    AuthSettings,
-    LoginTestSettings,
-    RateLimitSettings,
-)
+from wechaty_exporter.delivery.guard_settings import AuthSettings, RateLimitSettings
+from wechaty_exporter.delivery.settings import LoginTestSettings
 
 
 def kinds(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -56,9 +53,11 @@ async def test_firing_sends_text_then_a_qr_that_scans(
     assert set(text) == {"time", "to", "bot", "type", "text"}
     assert set(image) == {"time", "to", "bot", "type", "png_base64"}
     assert (text["to"], text["bot"], text["type"]) == ("wxid_admin", "bob", "text")
-    assert text["text"].startswith("bob is logged out of WeChat, since 2026-11-25 01:01 UTC")
-    assert "Wechaty bot bob is logged out" in text["text"]
-    assert text["text"].endswith("QR expired? Send: qr bob")
+    assert text["text"] == (  # one alert: its block alone, no first line counting alerts
+        "bob is logged out of WeChat, since 2026-11-25 01:01 UTC (3 min ago).\n"
+        "Scan the QR code below (shown 2026-11-25 01:02 UTC) with bob's WeChat to log it back in.\n"
+        "QR expired? Send: qr bob"
+    )
     assert (image["to"], image["bot"], image["type"]) == ("wxid_admin", "bob", "image")
     assert decode_qr(png_of(image), tmp_path) == QR_BOB
     assert rig.metric("wechaty_receiver_notifications_total", outcome="delivered") == 1
@@ -166,18 +165,38 @@ async def test_resolved_says_back_online_and_runs_the_login_test(
     assert exporter.polls == {}  # no QR needed
 
 
+async def test_a_rescuer_back_runs_no_login_test(make_rig: MakeRig, exporter: FakeExporter) -> None:
+    """WechatyNoRescuer resolves when any bot of the duet is back: bob may still be out, so
+    bob's login test (which says bob is back) must not run."""
+    settings = base_settings(
+        exporter.url,
+        qr_alerts=("WechatyNoRescuer", "WechatyBotLoggedOut"),
+        login_tests=(("bob", LoginTestSettings(to="wxid_bob_self", text="login test for bob")),),
+    )
+    rig = await make_rig(settings)
+    body = payload("resolved").decode().replace("WechatyBotLoggedOut", "WechatyNoRescuer")
+    status, _ = await rig.post(body.encode())
+    assert status == 200
+    (back,) = rig.sent()
+    assert back["to"] == "wxid_admin" and back["text"].startswith("A rescuer is back")
+
+
 async def test_grouped_alerts_each_go_to_their_bots_admins(make_rig: MakeRig) -> None:
+    """One DM per admin per group: wxid_admin (bob and carol) gets one text about both."""
     rig = await make_rig()
     status, doc = await rig.post(payload("grouped"))
     assert status == 200
     assert [a["outcome"] for a in doc["alerts"]] == ["delivered", "delivered"]
     sent = rig.sent()
     assert [(r["to"], r["bot"]) for r in sent] == [
-        ("wxid_admin", "bob"),
-        ("wxid_admin", "carol"),
+        ("wxid_admin", "bob,carol"),
         ("wxid_ops", "carol"),
     ]
-    assert sent[0]["text"].startswith("[FIRING] WechatyBotStateUnknown (bob)\nbob state unknown")
+    assert sent[0]["text"].startswith(
+        "2 alerts firing: bob, carol\n\n[FIRING] WechatyBotStateUnknown (bob)\nbob state unknown"
+    )
+    assert "\n\n[FIRING] WechatyBotStateUnknown (carol)\ncarol state unknown" in sent[0]["text"]
+    assert sent[1]["text"].startswith("[FIRING] WechatyBotStateUnknown (carol)\n")
 
 
 async def test_an_alert_without_a_bot_goes_to_the_fallback_admins(make_rig: MakeRig) -> None:
@@ -379,7 +398,7 @@ async def test_rate_limit_holds_a_short_wait(make_rig: MakeRig, exporter: FakeEx
 async def test_rate_limits_are_per_admin(make_rig: MakeRig, exporter: FakeExporter) -> None:
     limit = RateLimitSettings(burst=2, per_hour=1, max_hold=0)
     rig = await make_rig(base_settings(exporter.url, rate_limit=limit))
-    assert (await rig.post(payload("grouped")))[0] == 200  # wxid_admin: 2, wxid_ops: 1
+    assert (await rig.post(payload("grouped")))[0] == 200  # one DM each: wxid_admin, wxid_ops
     assert (await rig.post(payload("no_rescuer_firing")))[0] == 200  # wxid_ops: 2nd
     status, doc = await rig.post(payload("no_rescuer_resolved"))  # wxid_ops: 3rd
     assert status == 503

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from wechaty_exporter.delivery.alerts import Alert, Notification, login_test_text
+from wechaty_exporter.delivery.alerts import NO_RESCUER, Alert, Notification, login_test_text
 from wechaty_exporter.delivery.exporter_client import ExporterError, PendingQr, QrSource
 from wechaty_exporter.delivery.guard_settings import RateLimitSettings
 from wechaty_exporter.delivery.keylock import KeyLock
@@ -231,7 +231,9 @@ class Rescuer:
             )
             await self._send_and_tally(to, dm, tally)
         await self._late_qrs(rescue, found, tally)
-        await self._login_tests([a for a in alerts if self._kind(a) == "back-online"], tally)
+        # A resolved WechatyNoRescuer means a rescuer is back, not that this bot is: no test.
+        back = [a for a in alerts if self._kind(a) == "back-online" and a.alertname != NO_RESCUER]
+        await self._login_tests(back, tally)
         results = {key: worst_of(got) for key, got in tally.items()}
         for a in rescue:
             qr = found[a.bot or ""].qr if a.bot in found else None
