@@ -108,10 +108,12 @@ def run(ctx: Context) -> Result:
     res.body += [
         f"A generated log of {truth.lines:,} lines ({size / 1e6:.0f} MB): {truth.logins} logins, "
         f"{truth.logouts} logouts, {truth.qr_codes} QR codes (with QR art; onScan, EventLogger and "
-        f"QRCodeTerminal forms), {truth.rejected_qr} rejected QRs, {truth.errors} ERR lines, "
+        f"QRCodeTerminal forms; some printed twice, which counts once), {truth.rejected_qr} "
+        f"rejected QRs, {truth.errors} ERR lines, "
         f"forged chat lines; the rest chat and puppet chatter. Wrappers by share of lines: {mix}. "
         "`bench/wechaty.mtail` implements the same semantics for mtail (state changes, not lines; "
-        "the QRCodeTerminal two-line rule; the QR host allowlist); every tool's counts were "
+        "a QR code when the pending QR changes; the QRCodeTerminal two-line rule; the QR host "
+        "allowlist); every tool's counts were "
         "checked against the generator's truth (all equal). The page cache is warm; the runs are "
         f"interleaved, {sizes.replay_repeats} repeats, medians.",
         "",

@@ -4,9 +4,11 @@ A log is a sequence of "runs" of one bot process, each written through one wrapp
 ANSI-coloured levels, pm2 ``--time`` stamps, ``pm2 logs`` console prefixes, CRLF, pm2 JSON). Most
 lines are chat messages and puppet chatter; every few thousand lines the bot goes through a
 logout → QR (one to three, with QR art, as onScan, EventLogger or QRCodeTerminal) → scan →
-login cycle. A few chat messages forge event lines, a few real scans carry a QR that is not a
-WeChat URL, about 0.2 % of lines are ERR. `Truth` counts what the exporter must find, with its
-semantics (counters count state changes), so both `replay` and the mtail program can be checked.
+login cycle; a QR is often printed again (a second logger, a refresh: the same QR, maybe in
+another form), which is no new QR code. A few chat messages forge event lines, a few real scans
+carry a QR that is not a WeChat URL, about 0.2 % of lines are ERR. `Truth` counts what the
+exporter must find, with its semantics (counters count state changes; a QR code counts when the
+pending QR changes), so both `replay` and the mtail program can be checked.
 """
 
 from __future__ import annotations
@@ -198,10 +200,11 @@ class _Writer:
         self.truth.logged_in = logged_in
         self.truth.qr = None
 
-    def waiting(self, *, forged_host: bool = False) -> None:
+    def waiting(self, *, forged_host: bool = False, qr: str | None = None) -> None:
+        """A Waiting scan with a new QR, or with `qr` (the pending one, printed again)."""
         rng = self.rng
         host = "weixin.qq.com.evil.example" if forged_host else "login.weixin.qq.com"
-        qr = f"https://{host}/l/{rng.getrandbits(48):012x}=="
+        qr = qr or f"https://{host}/l/{rng.getrandbits(48):012x}=="
         encoded = qr.replace(":", "%3A").replace("/", "%2F").replace("=", "%3D")
         form = "onscan" if self.wrapper == "pm2json" else rng.choice(["onscan", "el", "qrt"])
         if form == "onscan":
@@ -221,7 +224,8 @@ class _Writer:
         if forged_host:
             self.truth.rejected_qr += 1
         else:
-            self.truth.qr_codes += 1
+            if qr != self.truth.qr:  # the same QR again is no new QR code
+                self.truth.qr_codes += 1
             self.truth.logged_in = False
             self.truth.qr = qr
 
@@ -245,6 +249,9 @@ class _Writer:
             if self.rng.random() < 0.05:
                 self.waiting(forged_host=True)
             self.waiting()
+            if self.rng.random() < 0.3:  # printed again: a second logger, or a refresh
+                self.noise(self.rng.randint(0, 3))
+                self.waiting(qr=self.truth.qr)
             self.noise(self.rng.randint(0, 10))
         self.scan("Scanned", 3)
         self.scan("Confirmed", 4)

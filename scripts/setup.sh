@@ -3,8 +3,8 @@
 #   --demo  Prometheus and Alertmanager (scripts/demo.sh runs the real ones)
 #   --test  everything the tests run for real: Prometheus, Alertmanager, zbar (QR decoding),
 #           mtail (benchmark reference), chromium (status page screenshots), systemd
-#           (systemd-analyze verify for deploy/systemd/), npm (the npm packages the tests run:
-#           every tests/**/package-lock.json, installed with npm ci)
+#           (systemd-analyze verify for deploy/systemd/), logrotate (real rotations), npm (the
+#           npm packages the tests run: every tests/**/package-lock.json, with npm ci)
 # As root, missing packages are installed with apt-get; otherwise it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,7 @@ if [ "$mode" = --test ]; then
     need mtail mtail
     need chromium chromium
     need systemd-analyze systemd
+    need logrotate logrotate
     need npm npm
 fi
 # python3 -m venv needs Debian's python3-venv when Python is the system one.

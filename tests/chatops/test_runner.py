@@ -46,11 +46,10 @@ async def test_run_no_shell_interpolation(tmp_path: Path) -> None:
 
 async def test_run_timeout_kills_the_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
-    started = time.monotonic()
+    # Longer than the test's timeout: waiting for the grandchild instead of killing it hangs.
     result = await run_argv(
-        ["sh", "-c", f"sleep 30 & echo $! > {pidfile}; echo waiting; wait"], time_limit=0.5
+        ["sh", "-c", f"sleep 3600 & echo $! > {pidfile}; echo waiting; wait"], time_limit=0.5
     )
-    assert time.monotonic() - started < 5
     assert (result.timed_out, result.returncode) == (True, None)
     assert result.output == "waiting\n"
     grandchild = int(pidfile.read_text())
@@ -72,13 +71,12 @@ async def test_run_leaves_what_a_finished_command_started(tmp_path: Path) -> Non
     # `restart` scripts may start the bot in the background: it must outlive the script, even
     # while it holds the output pipe open.
     pidfile = tmp_path / "daemon.pid"
-    started = time.monotonic()
+    # Waiting for the pipe the daemon holds open would end in the time limit, not exit 0.
     result = await run_argv(
-        ["sh", "-c", f"sleep 30 & echo $! > {pidfile}; echo started"], time_limit=10
+        ["sh", "-c", f"sleep 3600 & echo $! > {pidfile}; echo started"], time_limit=10
     )
     daemon = int(pidfile.read_text())
     try:
-        assert time.monotonic() - started < 5
         assert (result.returncode, result.output) == (0, "started\n")
         os.kill(daemon, 0)  # still there
     finally:
@@ -86,9 +84,9 @@ async def test_run_leaves_what_a_finished_command_started(tmp_path: Path) -> Non
 
 
 async def test_run_sleep_is_killed() -> None:
-    result = await run_argv(["sleep", "30"], time_limit=0.5)
+    result = await run_argv(["sleep", "3600"], time_limit=0.5)
     assert result.timed_out
-    assert 0.4 < result.duration < 5
+    assert result.duration >= 0.4  # not cut short (a slow machine cannot make this fail)
 
 
 async def test_run_output_is_bounded() -> None:
@@ -169,14 +167,12 @@ async def test_restart_timeout_is_reported() -> None:
     ctx, audits = make_ctx(
         settings=settings(
             security=(("restart", "none"),),
-            restart=(("bob", ("sleep", "30")),),
+            restart=(("bob", ("sleep", "3600")),),  # longer than the test's timeout
             restart_timeout=0.5,
         ),
         runner=LocalRunner(),
     )
-    started = time.monotonic()
     reply = texts(await handle_message(ctx, ADA, "restart bob", 100.0))
-    assert time.monotonic() - started < 5
     assert reply.startswith("restart bob: no exit within ")
     assert reply.endswith("; killed.")
     assert (audits.last().outcome, audits.last().detail) == ("failed", "timed out, killed")
@@ -234,15 +230,23 @@ def test_tail_lines_edges(
     assert tail_lines(path, n) == (expected, False)
 
 
+def bytes_read() -> int:
+    """Bytes this process has read through read() and pread() so far (Linux /proc)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
 def test_tail_lines_reads_a_bounded_amount(tmp_path: Path) -> None:
     path = tmp_path / "huge.log"
     with path.open("wb") as f:
         f.write(b"head\n")
         f.seek(64 << 20)  # a 64 MiB sparse file: reading it all would take a while
         f.write(b"\n" + b"y" * 300_000 + b"\nlast line\n")
-    started = time.monotonic()
+    read_before = bytes_read()
     lines, clipped = tail_lines(path, 5, max_bytes=100_000)
-    assert time.monotonic() - started < 0.5
+    assert bytes_read() - read_before < 1 << 20  # of a 64 MiB file: counted, not timed
     assert clipped
     assert lines[-1] == "last line"
     assert len(lines[0]) < 100_000

@@ -127,7 +127,6 @@ def test_demo_delivers_the_current_qr_and_leaves_nothing_behind(tmp_path: Path) 
     try:
         ready = _wait_event(events, "ready", proc, output, timeout=30)
         delivered = _wait_event(events, "qr_delivered", proc, output, timeout=FIRST_QR_BOUND_S)
-        assert delivered["elapsed"] < FIRST_QR_BOUND_S
         decoded = subprocess.run(
             [zbarimg, "--raw", "-q", delivered["png"]], capture_output=True, text=True, check=False
         )

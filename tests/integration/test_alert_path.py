@@ -23,7 +23,8 @@ from tests.integration.harness import (
 )
 
 # Computed fast-profile budget: ≤ 1 s scrape + ≤ 1 s evaluation + 2 s `for` + 0 s group_wait +
-# delivery, plus the exporter noticing the line. The bound leaves room for a loaded CI machine.
+# delivery, plus the exporter noticing the line. How long to await a notification, with room for
+# a loaded CI machine; the times taken are reported in the terminal summary, not asserted.
 FIRING_BOUND_S = 15.0
 RESOLVED_BOUND_S = 15.0
 
@@ -112,7 +113,6 @@ def test_logout_reaches_the_peer_and_relogin_resolves(
     assert alert["labels"]["severity"] == "critical"
     assert alert["labels"]["duet"] == "alice-bob"
     assert alert["annotations"]["runbook_url"].endswith("#wechatybotloggedout")
-    assert fired_in < FIRING_BOUND_S
 
     mark_resolve = sinks.mark()
     relogin = time.time()

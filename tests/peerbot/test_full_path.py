@@ -82,10 +82,14 @@ async def test_logout_ends_as_a_dm_with_the_qr_and_relogin_as_back_online(
         await alice_fake.come_back()
         await until(lambda: len(alice_fake.files_to(ADMIN.id)) == 2, within=20, what="retry")
         back_to_dm = time.monotonic() - back
-        await asyncio.sleep(2)  # Prometheus and Alertmanager keep going: nothing more arrives
+        # The marker: bob back in. Alertmanager notifies bob's group in order, so a repeat of
+        # the retried notification would come before this "back online" DM.
+        bob_fake.login()
+        await until(lambda: len(alice_fake.texts_to(ADMIN.id)) >= 4, within=20, what="marker")
         texts, files = alice_fake.texts_to(ADMIN.id), alice_fake.files_to(ADMIN.id)
-        assert len(texts) == 3 and len(files) == 2, "each message exactly once"
+        assert len(texts) == 4 and len(files) == 2, "each message exactly once"
         assert texts[2].startswith("bob is logged out of WeChat")
+        assert texts[3].startswith("bob is back online")
         assert decode_qr(files[1][1], tmp_path) == QR_LATER
 
         measured.append(f"full path: bob's logout → alice's QR DM: {logout_to_dm:.2f} s")

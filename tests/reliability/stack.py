@@ -11,7 +11,6 @@ import asyncio
 import json
 import sys
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,27 @@ from tests.reliability.kit import Metrics, child_env
 class Alertmanager:
     url: str
     cluster: str  # HOST:PORT it gossips on ("" when not clustered)
+    log: Path  # its output, at debug level
+
+    def flushes(self, bot: str) -> list[str]:
+        """The states in each flush of `bot`'s WechatyBotLoggedOut group, in order, from the
+        debug log ("flushing" ... alerts=[WechatyBotLoggedOut[fp][active|resolved]]).
+
+        A group's flushes run one after another: the notification of one flush (retries
+        included, or its skip when the notification log says it was sent already) is over when
+        the next flush begins. So once a flush is logged after the one that sent something,
+        whatever that one would still send, a copy or a retry, has arrived.
+        """
+        found = []
+        group = f'bot=\\"{bot}\\"}}:{{alertname=\\"WechatyBotLoggedOut\\"'
+        for line in self.log.read_text(errors="replace").splitlines():
+            if "msg=flushing" in line and group in line.replace(", ", ","):
+                found.append(line.rsplit("alerts=", 1)[-1])
+        return found
+
+    def metric(self, name: str, **labels: str) -> float:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return Metrics.parse(response.read().decode()).value(name, **labels)
 
     def post_alert(self, labels: dict[str, str], *, annotations: dict[str, str] | None = None,
                    starts_at: datetime | None = None, minutes: int = 10) -> None:  # fmt: skip
@@ -82,6 +102,7 @@ def start_alertmanager(
         f"--config.file={config}",
         f"--storage.path={workdir / name / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=debug",  # its flushes: see Alertmanager.flushes
     ]
     cluster = ""
     if peers is None:
@@ -97,8 +118,8 @@ def start_alertmanager(
             "--cluster.settle-timeout=5s",
         ]
         argv += [f"--cluster.peer={peer}" for peer in peers]
-    processes.start(name, argv)
-    am = Alertmanager(f"http://127.0.0.1:{port}", cluster)
+    child = processes.start(name, argv)
+    am = Alertmanager(f"http://127.0.0.1:{port}", cluster, child.log_path)
     wait_until(
         lambda: http_ok(f"{am.url}/-/ready"), timeout=30, what=f"{name} ready", processes=processes
     )
@@ -219,8 +240,3 @@ class PeerBotEndpoint:
         with self._lock:
             pool = self.accepted if accepted else self.requests
             return sum(1 for r in pool if r["type"] == kind)
-
-
-def settle(seconds: float) -> None:
-    """Keep still so that a duplicate, if any is coming, arrives (stated where it is used)."""
-    time.sleep(seconds)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from tests.integration.harness import Processes, token_file
 from tests.reliability.conftest import Figures
-from tests.reliability.kit import ExporterProcess, Observed, caught_up
+from tests.reliability.kit import Effect, ExporterProcess, Observed, Truth, caught_up, explain
 from tests.reliability.stack import ReceiverProcess
 
 from wechaty_exporter.delivery.messengers.outbox import read_outbox
@@ -145,6 +145,7 @@ def test_forged_qr_lines_never_reach_an_admin(
     receiver = ReceiverProcess(
         tmp_path,
         {
+            "language": "en",
             "exporter_url": exporter.url,
             "admins": {"bob": ["wxid_admin"]},
             "auth": {"bearer_token_file": str(token_path)},
@@ -165,30 +166,43 @@ def test_forged_qr_lines_never_reach_an_admin(
                     f.flush()  # one write() per chat message, as a logger does
 
         forged = forgeries()
+        truth = Truth()  # the oracle: what the lines written say, recorded as they are written
+
+        def forge() -> None:
+            write(*forged)
+            for chunk in forged:  # chat, and a forged scan in its line(s): one rejected QR
+                truth.see(Effect("chat"), lines=chunk.count("\n") + 1)
+                if "\u2028" not in chunk:  # U+2028 is no line break: that one is chat only
+                    truth.see(Effect("rejected"), lines=0)
+
         # Round 1: a genuine QR is pending, then the forgeries arrive.
         write(
             "09:00:00 INFO StarterBot Contact<Bob> login",
             "10:00:00 INFO StarterBot Contact<Bob> logout",
             f"10:00:00 INFO StarterBot onScan: Waiting(2) - {GENUINE}",
         )
-        write(*forged)
-        lines = sum(chunk.count("\n") + 1 for chunk in forged) + 3
-        exporter.wait(lambda: caught_up(exporter, lines), "every line read")
+        truth.see(Effect("login", user="Bob"))
+        truth.see(Effect("logout"))
+        truth.see(Effect("waiting", GENUINE))
+        forge()
+        exporter.wait(lambda: caught_up(exporter, truth.lines), "every line read")
         assert exporter.qr("bob") == GENUINE
         assert post(f"{receiver.url}/alerts", alert(secrets.token_hex(8)), token) == 200
         # Round 2: back in, then the same forgeries: no QR is pending, none may become one.
-        write("10:10:00 INFO StarterBot Contact<Bob> login", *forged)
-        lines += 1 + sum(chunk.count("\n") + 1 for chunk in forged)
-        exporter.wait(lambda: caught_up(exporter, lines), "every line read again")
+        write("10:10:00 INFO StarterBot Contact<Bob> login")
+        truth.see(Effect("login", user="Bob"))
+        forge()
+        exporter.wait(lambda: caught_up(exporter, truth.lines), "every line read again")
         assert exporter.qr("bob") is None
         began = time.monotonic()
         assert post(f"{receiver.url}/alerts", alert(secrets.token_hex(8)), token) == 200
         waited = time.monotonic() - began
 
-        state = BotState()
-        replay_file(state, str(log))
-        got = Observed.of_exporter(exporter, "bob")
-        assert got == Observed.of_state(state)
+        got, want = Observed.of_exporter(exporter, "bob"), truth.observed()
+        if got != want:
+            state = BotState()
+            replay_file(state, str(log))
+            raise AssertionError(explain(got, want, Observed.of_state(state)))
         rejected = len(EVIL) + 1  # every forgery but the U+2028 one, which is not a line
         assert got.rejected == 2 * rejected
         assert got.qr_codes == 1
@@ -203,12 +217,17 @@ def test_forged_qr_lines_never_reach_an_admin(
         for record in sent:
             blob = json.dumps(record, ensure_ascii=False)
             assert not [m for m in MARKERS if m in blob], record
-        assert waited >= 1.0
         figures(
             f"{len(forged)} forging chat messages x 2 rounds ({len(EVIL) + 1} forged scan "
             f"lines each, 7 dialects/wrappers + pm2 JSON): {got.rejected} rejected, 0 accepted; "
             f"the admin got {len(images)} QR (the genuine one) and {len(texts)} texts, none "
-            "naming a forged URL"
+            f"naming a forged URL; round 2 answered after {waited:.1f} s (qr_wait 1 s)",
+            messages=len(forged),
+            forged_lines=len(EVIL) + 1,
+            rejected=got.rejected,
+            images=len(images),
+            texts=len(texts),
+            round2_seconds=waited,
         )
     finally:
         exporter.stop()

@@ -9,8 +9,10 @@ own text, bytes and JSON strategies. A failure prints the example, and its seed 
 
 Properties: no exception escapes but PayloadError; every event is one of the five kinds; a QR
 that reaches the state is an allowlisted WeChat login URL; every text a decoded alert produces
-encodes to UTF-8 (it is sent and stored); each case takes bounded time; memory is bounded
-(tracemalloc peak of every 256th case, measured against the input's size).
+encodes to UTF-8 (it is sent and stored); memory is bounded (tracemalloc peak of every 256th
+case, measured against the input's size). The slowest case is reported, not bounded: a
+catastrophic backtrack shows as a run that does not end (pytest's timeout), and speed is
+bench/'s business.
 
 FUZZ_EXAMPLES sets the number of cases (default 100 000); runs are derandomized (the same cases
 on every run) unless FUZZ_RANDOM=1.
@@ -43,10 +45,11 @@ from wechaty_exporter.delivery.alerts import (
     decode_notification,
     exporter_down_text,
     generic_text,
+    logged_out_text,
     no_qr_text,
     qr_timeout_text,
-    rescue_text,
 )
+from wechaty_exporter.delivery.templates import default_messages
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.qr import QR_MAX_LENGTH, check_qr
 from wechaty_exporter.logs.events import ErrorLogged, Login, Logout, RejectedQr, Scan, ScanStatus
@@ -64,7 +67,10 @@ FUZZ = settings(
 SEEDS = st.integers(min_value=0, max_value=2**64 - 1)
 DATA = Path(__file__).resolve().parents[1] / "data" / "dialects"
 PAYLOADS = Path(__file__).resolve().parents[1] / "delivery" / "payloads"
-SLOW_CASE = 1.0  # seconds: far above any honest case, far below a catastrophic backtrack
+# pytest-timeout for the 100 000-case runs: a guard against a hang, not a speed bound. A run
+# takes about a minute on a quiet 2-core machine and several on a busy one (the suite's 120 s
+# would fail it there); it scales with FUZZ_EXAMPLES.
+HANG = max(120, EXAMPLES // 100)
 
 
 class Tally:
@@ -96,7 +102,6 @@ class Tally:
                 if peak > self.peak:
                     self.peak, self.peak_input = peak, size
         self.slowest = max(self.slowest, took)
-        assert took < SLOW_CASE, f"one case took {took:.3f} s"
 
 
 # --- the dialect parser -----------------------------------------------------------------------
@@ -177,6 +182,7 @@ KINDS = (Login, Logout, Scan, RejectedQr, ErrorLogged)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG)
 def test_fuzz_dialect_parser(figures: Figures) -> None:
     tally = Tally()
     parser = LineParser()
@@ -209,7 +215,14 @@ def test_fuzz_dialect_parser(figures: Figures) -> None:
         f"{tally.cases} lines in {took:.0f} s, {events[0]} events, no exception; slowest case "
         f"{tally.slowest * 1000:.1f} ms; tracemalloc peak {tally.peak // 1024} KiB "
         f"(for a {tally.peak_input // 1024} KiB input); {state.rejected_qr_total} QRs rejected, "
-        f"{state.qr_codes_total} accepted, every accepted one allowlisted"
+        f"{state.qr_codes_total} accepted, every accepted one allowlisted",
+        cases=tally.cases,
+        seconds=took,
+        events=events[0],
+        slowest_ms=tally.slowest * 1000,
+        peak_kib=tally.peak // 1024,
+        rejected=state.rejected_qr_total,
+        accepted=state.qr_codes_total,
     )
 
 
@@ -290,6 +303,9 @@ NOW = 1795568700.0
 TIME_ZONES = [ZoneInfo("Asia/Shanghai"), ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")]
 
 
+MESSAGES = (default_messages("zh"), default_messages("en"))
+
+
 def _texts(body: bytes) -> int:
     """Decode, then build every message the receiver could send about each alert."""
     try:
@@ -300,13 +316,14 @@ def _texts(body: bytes) -> int:
     for alert in notification.alerts:
         tz = TIME_ZONES[len(alert.fingerprint) % len(TIME_ZONES)]
         bot = alert.bot or "bot"
+        m = MESSAGES[len(alert.fingerprint) % len(MESSAGES)]  # zh and en alike
         texts = [
-            generic_text(alert, now=NOW, tz=tz),
-            rescue_text(alert, bot, now=NOW, tz=tz, qr_seen_at=alert.starts_at),
-            no_qr_text(alert, bot, now=NOW, tz=tz, wait_seconds=20),
-            exporter_down_text(alert, bot, now=NOW, tz=tz, reason="down"),
-            back_online_text(alert, bot, now=NOW, tz=tz),
-            qr_timeout_text(bot, waited=20),
+            generic_text(m, alert, now=NOW, tz=tz),
+            logged_out_text(m, alert, bot, now=NOW, tz=tz, qr_seen_at=alert.starts_at),
+            no_qr_text(m, alert, bot, now=NOW, tz=tz, wait_seconds=20),
+            exporter_down_text(m, alert, bot, now=NOW, tz=tz, reason="down"),
+            back_online_text(m, alert, bot, now=NOW, tz=tz),
+            qr_timeout_text(m, [bot], waited=20),
         ]
         for text in texts:
             assert len(text) <= MAX_TEXT_CHARS + 200
@@ -336,6 +353,7 @@ def test_payload_out_of_range_times_and_lone_surrogates() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG)
 def test_fuzz_webhook_payload_parser(figures: Figures) -> None:
     tally = Tally()
     decoded = [0]
@@ -355,5 +373,10 @@ def test_fuzz_webhook_payload_parser(figures: Figures) -> None:
     figures(
         f"{tally.cases} bodies in {took:.0f} s, {decoded[0]} decoded with alerts, the rest "
         f"PayloadError, nothing else raised; slowest case {tally.slowest * 1000:.1f} ms; "
-        f"tracemalloc peak {tally.peak // 1024} KiB (for a {tally.peak_input // 1024} KiB body)"
+        f"tracemalloc peak {tally.peak // 1024} KiB (for a {tally.peak_input // 1024} KiB body)",
+        cases=tally.cases,
+        seconds=took,
+        decoded=decoded[0],
+        slowest_ms=tally.slowest * 1000,
+        peak_kib=tally.peak // 1024,
     )

@@ -30,10 +30,10 @@ from tests.integration.harness import RECEIVERS, Processes, token_file, wait_unt
 from tests.reliability.conftest import Figures
 from tests.reliability.kit import ExporterProcess
 from tests.reliability.stack import (
+    Alertmanager,
     PeerBotEndpoint,
     ReceiverProcess,
     cluster_size,
-    settle,
     start_alertmanager,
     start_prometheus,
 )
@@ -46,12 +46,9 @@ os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "wechaty-ex
 from tests.peerbot.wechaty.fakepuppet import ADMIN, FakePuppet
 
 from wechaty_exporter.delivery.exporter_client import ExporterClient
+from wechaty_exporter.delivery.guard_settings import AuthSettings, RateLimitSettings
 from wechaty_exporter.delivery.receiver import REGISTRY, create_receiver_app
-from wechaty_exporter.delivery.settings import (
-    AuthSettings,
-    RateLimitSettings,
-    ReceiverSettings,
-)
+from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.delivery.store import DeliveryStore
 from wechaty_exporter.peerbot.messenger import (
     PuppetService,
@@ -130,6 +127,7 @@ async def test_puppet_down_then_alertmanager_retries_and_delivers_once(
     running = await start_bot(new_bot(service), service, require_login=True, within=10)
     token_path, token = token_file(tmp_path)
     settings = ReceiverSettings(
+        language="en",
         exporter_url=bob_logged_out.url,
         admins=(("bob", (ADMIN.weixin,)),),
         auth=AuthSettings("bearer", token),
@@ -163,7 +161,10 @@ async def test_puppet_down_then_alertmanager_retries_and_delivers_once(
         back = time.monotonic()
         await until(lambda: fake.files_to(ADMIN.id), "the QR delivered")
         delivered_after = time.monotonic() - back
-        await asyncio.sleep(3)  # Alertmanager would be retrying now if it had missed the 200
+        # Had Alertmanager missed the 200, the next flush of the group would send it again:
+        # await the flush after that one, so that its notification, if any, has arrived.
+        seen = len(am.flushes("bob"))  # the delivering flush is among these
+        await until(lambda: next_flushes(am, seen, 2), "two more flushes of the group")
         texts, files = fake.texts_to(ADMIN.id), fake.files_to(ADMIN.id)
         assert len(texts) == 1 and "bob is logged out" in texts[0], texts
         assert len(files) == 1
@@ -172,7 +173,12 @@ async def test_puppet_down_then_alertmanager_retries_and_delivers_once(
         figures(
             f"puppet down {down_for:.1f} s: {answered(503):.0f} x 503 to Alertmanager, then "
             f"delivered {delivered_after:.1f} s after the puppet came back: 1 text + 1 QR, "
-            "no repeat in the next 3 s"
+            "no repeat in the flushes that followed",
+            down_seconds=down_for,
+            answered_503=answered(503),
+            delivered_seconds=delivered_after,
+            texts=len(texts),
+            images=len(files),
         )
     finally:
         await runner.cleanup()
@@ -192,6 +198,7 @@ def test_receiver_killed_mid_retry_loses_and_repeats_nothing(
         receiver = ReceiverProcess(
             tmp_path,
             {
+                "language": "en",
                 "exporter_url": bob_logged_out.url,
                 "admins": {"bob": ["wxid_admin"]},
                 "auth": {"bearer_token_file": str(token_path)},
@@ -210,16 +217,26 @@ def test_receiver_killed_mid_retry_loses_and_repeats_nothing(
             lambda: peer.count("image") >= 2, timeout=30, what="two image attempts",
             processes=processes,
         )  # fmt: skip
+        failed = am.metric("alertmanager_notification_requests_failed_total", integration="webhook")
         receiver.kill9()
         refused_before = peer.count("image")
-        time.sleep(1.5)  # Alertmanager's retries meet a closed port now
+        wait_until(  # Alertmanager's retries meet a closed port now
+            lambda: am.metric(
+                "alertmanager_notification_requests_failed_total", integration="webhook"
+            ) > failed, timeout=30, what="a retry refused at the closed port",
+            processes=processes,
+        )  # fmt: skip
         peer.failing = False
         receiver.start(processes)  # same port, same state dir
         wait_until(
             lambda: peer.count("image", accepted=True) >= 1, timeout=30,
             what="the image delivered after the restart", processes=processes,
         )  # fmt: skip
-        settle(3)  # a repeat, if any, would arrive by now
+        seen = len(am.flushes("bob"))  # the delivering flush is among these
+        wait_until(  # a repeat, if any, would come from the next flush: await the one after
+            lambda: next_flushes(am, seen, 2), timeout=30,
+            what="two more flushes of the group", processes=processes,
+        )  # fmt: skip
         assert peer.count("text") == 1, "the text was sent again"
         assert peer.count("text", accepted=True) == 1
         assert peer.count("image", accepted=True) == 1
@@ -227,7 +244,10 @@ def test_receiver_killed_mid_retry_loses_and_repeats_nothing(
         assert decode_qr(base64.b64decode(image["png_base64"]), tmp_path) == QR
         figures(
             f"intro taken, QR image refused {refused_before}x (503 to Alertmanager), receiver "
-            "SIGKILLed, restarted on its state dir: the QR delivered once, the intro not resent"
+            "SIGKILLed, restarted on its state dir: the QR delivered once, the intro not resent",
+            refused=refused_before,
+            texts=peer.count("text"),
+            images=peer.count("image", accepted=True),
         )
 
 
@@ -247,6 +267,7 @@ def test_two_clustered_alertmanagers_one_dm_per_alert(
         receiver = ReceiverProcess(
             tmp_path,
             {
+                "language": "en",
                 "exporter_url": exporter.url,
                 "admins": {"alice": ["wxid_admin"], "bob": ["wxid_admin"]},
                 "auth": {"bearer_token_file": str(token_path)},
@@ -291,7 +312,12 @@ def test_two_clustered_alertmanagers_one_dm_per_alert(
             lambda: len(read_outbox(outbox)) >= 3, timeout=30, what="the back-online DM",
             processes=processes,
         )  # fmt: skip
-        settle(4)  # group_interval is 1 s: any further copy would have arrived
+        # Any further copy comes from a member's flush of bob's group showing it resolved; once
+        # each member logged a later flush too, those have all arrived (Alertmanager.flushes).
+        wait_until(
+            lambda: all(resolved_flushes(am) >= 2 for am in (first, second)), timeout=30,
+            what="two flushes of the resolved alert in each member", processes=processes,
+        )  # fmt: skip
         sent = read_outbox(outbox)
         kinds = [(r["to"], r["type"]) for r in sent]
         assert kinds == [("wxid_admin", "text"), ("wxid_admin", "image"), ("wxid_admin", "text")]
@@ -299,15 +325,30 @@ def test_two_clustered_alertmanagers_one_dm_per_alert(
         assert decode_qr(base64.b64decode(sent[1]["png_base64"]), tmp_path) == QR
         assert "bob is back online" in sent[2]["text"]
         posts = receiver.metric("wechaty_receiver_requests_total", code="200")
+        delivered = receiver.metric("wechaty_receiver_notifications_total", outcome="delivered")
+        duplicates = receiver.metric("wechaty_receiver_notifications_total", outcome="duplicate")
         dropped = receiver.metric("wechaty_receiver_dedupe_hits_total")
-        assert posts >= 2
+        # The copies reached the receiver and the receiver, not Alertmanager, dropped them: one
+        # notification delivered per status, every other one counted as a dropped duplicate.
+        assert delivered == 2, (delivered, duplicates, posts)
+        assert duplicates == dropped >= 1, "no duplicate reached the receiver: nothing was tested"
+        assert posts >= delivered + duplicates
         figures(
             f"2 clustered Alertmanagers (peer timeout 0 s), 1 alert firing then resolved: "
-            f"{posts:.0f} webhook POSTs answered 200, {dropped:.0f} dropped as duplicates, "
-            f"{len(sent)} DMs (text + QR, back-online text)"
+            f"{posts:.0f} webhook POSTs answered 200, {delivered:.0f} alerts delivered, "
+            f"{dropped:.0f} dropped as duplicates, {len(sent)} DMs (text + QR, back-online text)"
         )
     finally:
         exporter.stop()
+
+
+def next_flushes(am: Alertmanager, seen: int, n: int) -> bool:
+    """True once `n` flushes of bob's group followed the first `seen`."""
+    return len(am.flushes("bob")) >= seen + n
+
+
+def resolved_flushes(am: Alertmanager) -> int:
+    return sum("[resolved]" in alerts for alerts in am.flushes("bob"))
 
 
 def _alertmanagers_found(prometheus: str) -> int:
