@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation score of the pure core with mutmut (in the `dev` extra): not part of CI (minutes).
+# Mutation score of the pure core with mutmut (in the `dev` extra): not part of CI (~25 min).
 #
 #   scripts/mutation.sh                        # the whole pure core (see CORE below)
 #   scripts/mutation.sh logs/state.py chatops/policy.py    # some modules (under src/wechaty_exporter)
@@ -43,6 +43,13 @@ if [ ! -x "$mutmut" ]; then
 fi
 work=${MUTATION_DIR:-${TMPDIR:-/tmp}/wechaty-exporter-mutation}
 jobs=${MUTATION_JOBS:-2}
+
+# It is wiped first: never this checkout, anything inside it, anything holding it, or /.
+resolved=$(realpath -m "$work")
+if [ "$resolved" = / ] || [[ "$resolved/" == "$repo/"* ]] || [[ "$repo/" == "$resolved/"* ]]; then
+    echo "MUTATION_DIR must be a scratch directory outside this checkout: $work" >&2
+    exit 2
+fi
 
 echo "==> copying the checkout to $work"
 rm -rf "$work"
@@ -121,7 +128,7 @@ killed = totals["killed"] + totals["timeout"] + totals["caught by type check"]
 total = totals["total"]
 print(f"{'all':<48} {killed:>7} {total:>6} {100 * killed / max(total, 1):>6.1f}%")
 other = {k: v for k, v in totals.items() if k not in ("total", "killed")}
-print(f"outcomes: killed {totals['killed']}, " + ", ".join(f"{k} {v}" for k, v in other.items()))
+print("outcomes: " + ", ".join(f"{k} {v}" for k, v in {"killed": totals["killed"], **other}.items()))
 print(f"wall-clock: {took // 60} min {took % 60} s")
 Path("survivors.txt").write_text("".join(f"{name}\n" for name in survivors))
 EOF

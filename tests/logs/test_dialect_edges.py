@@ -15,6 +15,7 @@ import pytest
 
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.qr import check_qr_normalized, normalize_hosts
+from wechaty_exporter.logs.dialects.selflog import format_self_log
 from wechaty_exporter.logs.dialects.structure import (
     DATE_WRAPPER_RE,
     HEAD_CAP,
@@ -229,3 +230,28 @@ def test_python_unknown_escapes_are_kept_and_the_last_code_point_is_valid() -> N
 def test_qr_wrappers(qr: str, url: str | None, reason: str | None) -> None:
     hosts = normalize_hosts(["login.weixin.qq.com"])
     assert check_qr_normalized(qr, hosts) == (url, reason)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "event"),
+    [
+        ("login", {"user": 5, "id": "wxid_1"}, Login(STAMP, "wxid_1")),  # not a string: the id
+        ("login", {"user": "", "id": 7}, Login(STAMP, None)),
+        ("logout", {"user": "Bob", "reason": 3}, Logout(STAMP, "Bob", None)),
+        ("scan", {"status": 2, "qrcode": 5}, RejectedQr(STAMP, "missing qr")),
+    ],
+)
+def test_self_log_fields_of_the_wrong_type(
+    kind: str, fields: dict[str, object], event: Event
+) -> None:
+    assert feed(format_self_log(kind, fields, STAMP)) == [event]
+
+
+def test_self_log_keeps_non_ascii_readable() -> None:
+    line = format_self_log("login", {"user": "李雷"}, STAMP)
+    assert line.endswith(' INFO wechaty-exporter login {"user":"李雷"}')
+    assert feed(line) == [Login(STAMP, "李雷")]
+
+
+def test_event_logger_plugin_contact_id_that_is_no_string() -> None:
+    assert feed(elp("login", {"id": 5})) == [Login(NOW, None)]

@@ -29,7 +29,10 @@ is cut: a race no reader can close (docs/exporter.md). Those rotations therefore
 bot holds still (its `hold` file) and after the exporter has read everything it wrote; for
 pm2-logrotate, whose cron decides the moment, the test sets a cron expression that names the
 next cut's second and the bot holds still around it. The rename rotations (create,
-delaycompress, dateext) happen mid-burst, unheld.
+delaycompress, dateext) happen mid-burst, unheld. With a writer that reopens the file for every
+line, the writer sometimes creates the new log between logrotate's rename and its `create`, and
+logrotate then moves that file to `bob.log-YYYYMMDDHH.backup`. That is one rotation more, which
+the counts allow for, and no line is lost: the exporter drains the moved file.
 
 Found: a rename rotation while the exporter is down loses the old file's tail (60 to 120 lines
 per scenario here): the six `restart` scenarios of create, delaycompress and dateext are marked
@@ -334,7 +337,10 @@ class Scenario:
 
     def logrotate(self) -> None:
         if self.kind == "dateext":  # dateformat has seconds: one rotation per second
-            wait_for(lambda: int(time.time()) > int(self.last_rotation), "the next second", 2)
+            # 50 ms past the next second: logrotate's time() is the kernel's coarse clock,
+            # which can still show the last second a few milliseconds into the next one.
+            nxt = int(self.last_rotation) + 1.05
+            wait_for(lambda: time.time() >= nxt, "the next second", 2)
         binary = require_binary("logrotate", "logrotate")
         state = self.tmp / "logrotate.status"
         done = subprocess.run(
@@ -454,7 +460,10 @@ def test_real_rotation(
         rotations = s.metric("wechaty_exporter_log_rotations_total")
         truncations = s.metric("wechaty_exporter_log_truncations_total")
         if timing == "burst":
-            expected_counts = (0, s.runs) if kind in CUTS else (s.runs, 0)
+            # A reopening writer may create the log between logrotate's rename and its create:
+            # logrotate then moves that file aside to LOG-YYYYMMDDHH.backup, one rename more.
+            backups = sum(name.endswith(".backup") for name in s.rotated_files())
+            expected_counts = (0, s.runs) if kind in CUTS else (s.runs + backups, 0)
             assert (rotations, truncations) == expected_counts
         else:  # a cut seen at start-up is a truncation or a replacement, by the sizes
             assert rotations + truncations == s.runs
