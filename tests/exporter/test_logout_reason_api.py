@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from tests.exporter.test_restart import Exporter
 from tests.helpers import append
 
@@ -27,19 +26,6 @@ QR = "https://login.weixin.qq.com/l/IdReasonApi=="
 ELP = "INFO WechatyPluginContrib EventLoggerPlugin()"
 CONTACT = '{"_events":{},"_eventsCount":0,"id":"wxid_bob","payload":{"id":"wxid_bob","name":"Bob"}}'
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def exporters(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
-    made: list[Exporter] = []
-
-    def make(*args: str) -> Exporter:
-        made.append(Exporter(tmp_path, *args))
-        return made[-1]
-
-    yield make
-    for e in made:
-        e.stop()
 
 
 def test_the_api_says_why_the_bot_logged_out(

@@ -10,11 +10,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.helpers import append, free_port
 
 QR = "https://login.weixin.qq.com/l/restart"
@@ -69,19 +68,6 @@ class Exporter:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-
-
-@pytest.fixture
-def exporters(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
-    made: list[Exporter] = []
-
-    def make(*args: str) -> Exporter:
-        made.append(Exporter(tmp_path, *args))
-        return made[-1]
-
-    yield make
-    for e in made:
-        e.stop()
 
 
 def test_sigkill_with_state_dir_neither_loses_nor_repeats(

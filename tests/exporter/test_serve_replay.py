@@ -12,7 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "src" / "wechaty_exporter" / "sa
 AGREE = ("user", "logged_in", "qr_pending", "last_login", "last_logout", "since",
          "qr_seen_at", "last_error", "logout_reason")  # fmt: skip
 COUNTERS = ("logins_total", "logouts_total", "qr_codes_total")
-
-
-@pytest.fixture
-def exporters(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
-    made: list[Exporter] = []
-
-    def make(*args: str) -> Exporter:
-        made.append(Exporter(tmp_path, *args))
-        return made[-1]
-
-    yield make
-    for e in made:
-        e.stop()
 
 
 def copies(tmp_path: Path) -> dict[str, Path]:
