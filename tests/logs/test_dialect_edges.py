@@ -217,9 +217,12 @@ def test_python_unknown_escapes_are_kept_and_the_last_code_point_is_valid() -> N
 @pytest.mark.parametrize(
     ("qr", "url", "reason"),
     [
-        # The raw form keeps its escapes: only the encoded form is unquoted.
-        ("https://wechaty.js.org/qrcode/https://login.weixin.qq.com/l/ab%41",
-         "https://login.weixin.qq.com/l/ab%41", None),
+        # The raw form keeps its escapes: only the encoded form is unquoted (so "%" stays, and
+        # no login-QR id has one; unquoted, "abA" would pass).
+        ("https://wechaty.js.org/qrcode/https://login.weixin.qq.com/l/ab%41", None,
+         "not a login qr"),
+        ("https://wechaty.js.org/qrcode/https%3A%2F%2Flogin.weixin.qq.com%2Fl%2Fab%41",
+         "https://login.weixin.qq.com/l/abA", None),
         ("https://api.qrserver.com/v1/create-qr-code/?data=" + QR_ENCODED + "#frag",
          "https://login.weixin.qq.com/l/abc", None),
         # The first data parameter counts, even empty.

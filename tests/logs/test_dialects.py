@@ -438,7 +438,9 @@ PYTHON: list[tuple[str, list[Event]]] = [
     (py_scan("<ScanStatus.SCAN_STATUS_WAITING: 2>", repr(QR)), [waiting(at=T_PY)]),
     (py_scan("<ScanStatus.Waiting: 2>", repr(QR), "'{\"x\": 1})>'"), [waiting(at=T_PY)]),
     (py_scan("<ScanStatus.Waiting: 2>", repr(f"{JS}{QR}")), [waiting(at=T_PY)]),
-    (py_scan("<ScanStatus.Waiting: 2>", repr(QR + "'q")), [waiting(QR + "'q", at=T_PY)]),
+    # repr() quotes with " when the text has a ': read whole, so the "'" fails the QR's shape
+    # (cut at the quote, it would pass).
+    (py_scan("<ScanStatus.Waiting: 2>", repr(QR + "'q")), [RejectedQr(T_PY, "not a login qr")]),
     (py_scan("<ScanStatus.Waiting: 2>", "None"), [RejectedQr(T_PY, "missing qr")]),
     (py_scan("<ScanStatus.Waiting: 2>", "''"), [RejectedQr(T_PY, "missing qr")]),
     (py_scan("<ScanStatus.Waiting: 2>", repr(QR + "\n")), [RejectedQr(T_PY, "bad character")]),
@@ -608,6 +610,11 @@ BAD_QRS: list[tuple[str, str]] = [
     ("https://login.weixin.qq.com:port/l/abc", "bad host"),
     ("https://1.2.3.4/l/abc", "host not allowed"),
     ("https://example.com/wechat.com", "host not allowed"),
+    # On an allowed host, but not the shape of a login QR (tests/logs/test_qr_shapes.py).
+    ("HTTPS://login.weixin.qq.com./l/abc", "not a login qr"),
+    ("https://login.weixin.qq.com:443/l/abc?x=1#y", "not a login qr"),
+    ("https://login.wechat.com/l/abc", "not a login qr"),
+    ("https://wechat.com", "not a login qr"),
     ("https://weixin.qq.com/" + "a" * QR_MAX_LENGTH, "qr too long"),
     (JS + enc("https://evil.example/l/abc"), "host not allowed"),
     (QS + enc(JS + enc("https://evil.example/l/abc")), "host not allowed"),
@@ -781,10 +788,7 @@ GOOD_QRS: list[tuple[str, str]] = [
     (QR_X, QR_X),
     ("https://weixin.qq.com/x/abc", "https://weixin.qq.com/x/abc"),
     ("https://LOGIN.WEIXIN.QQ.COM/l/abc", "https://LOGIN.WEIXIN.QQ.COM/l/abc"),
-    ("HTTPS://login.weixin.qq.com./l/abc", "HTTPS://login.weixin.qq.com./l/abc"),
-    ("https://login.weixin.qq.com:443/l/abc?x=1#y", "https://login.weixin.qq.com:443/l/abc?x=1#y"),
-    ("https://login.wechat.com/l/abc", "https://login.wechat.com/l/abc"),
-    ("https://wechat.com", "https://wechat.com"),
+    ("HTTPS://login.weixin.qq.com/l/abc", "HTTPS://login.weixin.qq.com/l/abc"),
     (JS + enc(QR), QR),
     (QS + enc(QR), QR),
 ]
@@ -796,13 +800,19 @@ def test_check_qr_accepts(raw: str, expected: str) -> None:
 
 
 def test_check_qr_allowed_hosts() -> None:
-    assert check_qr("https://qr.example.org/l/1", ["Example.org."]) == (
+    shape = "https://qr.example.org/l/{id}"
+    assert check_qr("https://qr.example.org/l/1", ["Example.org."], [shape]) == (
         "https://qr.example.org/l/1",
         None,
     )
-    assert check_qr("https://qr.example.org/l/1", "example.org") == (
+    assert check_qr("https://qr.example.org/l/1", "example.org", shape) == (
         "https://qr.example.org/l/1",
         None,
+    )
+    assert check_qr("https://qr.example.org/l/1", "example.org") == (None, "not a login qr")
+    assert check_qr("https://qr.example.org/l/1", "weixin.qq.com", [shape]) == (
+        None,
+        "host not allowed",
     )
     assert check_qr(QR, ["example.org"]) == (None, "host not allowed")
     assert check_qr(QR, []) == (None, "host not allowed")

@@ -15,14 +15,23 @@ that claims before sending never sends what another sender claimed (at most once
 Delivery is at-least-once: a crash between the messenger accepting a message and the marker being
 written repeats that one message. SQLite in WAL mode with synchronous=FULL; writes are tiny, so the
 calls are synchronous.
+
+The store names the bots and admins of every outage, so it is private (`privatefiles`): its state
+dir is created 0700 and refused when others may write it; the database is created 0600 before
+SQLite opens it (its -wal and -shm files take the database's mode), an older 0644 one and its
+companions are tightened, and a symbolic link at any of them is refused, never followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from wechaty_exporter.privatefiles import open_private, private_dir
 
 FILENAME = "receiver.sqlite3"
 
@@ -37,6 +46,14 @@ CREATE TABLE IF NOT EXISTS qr_outages (
   refreshes INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL
 );
 """
+
+
+def _make_private(path: Path) -> None:
+    """Create the database 0600 (or tighten it), and its companions, refusing links."""
+    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.close(open_private(f"{path}{suffix}", os.O_RDONLY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,8 @@ class DeliveryStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        if str(path) != ":memory:":
+            _make_private(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -66,9 +85,9 @@ class DeliveryStore:
 
     @classmethod
     def in_state_dir(cls, state_dir: Path | str) -> DeliveryStore:
-        directory = Path(state_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        return cls(directory / FILENAME)
+        """The store in `state_dir` (created 0700). Raises UnsafePathError when others may
+        write `state_dir`."""
+        return cls(private_dir(state_dir) / FILENAME)
 
     def is_done(self, key: str, now: float) -> bool:
         row = self._db.execute(

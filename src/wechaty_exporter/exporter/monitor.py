@@ -72,7 +72,12 @@ class Monitor:
     def _new_parser(self, bot: str, path: str) -> LineParser:
         only = bot in self.settings.self_log_qr_bots
         dialect = self.settings.dialect(bot, path)
-        return LineParser(self.settings.qr_hosts, self_log_qr_only=only, dialect=dialect)
+        return LineParser(
+            self.settings.qr_hosts,
+            self_log_qr_only=only,
+            dialect=dialect,
+            qr_shapes=self.settings.qr_shapes,
+        )
 
     def _heard(self, bot: str, path: str, parser: LineParser) -> None:
         """Log, once per file, the dialect of the first event parsed from it."""
@@ -119,7 +124,9 @@ class Monitor:
         began = time.perf_counter()
         saved = statefile.Saved()
         if self.settings.state_dir is not None:
-            saved = statefile.load(self.settings.state_dir)
+            saved = statefile.load(
+                self.settings.state_dir, self.settings.qr_hosts, self.settings.qr_shapes
+            )
         starts: dict[str, Start] = {}
         resumed, cold = [], []
         started = self._clock()

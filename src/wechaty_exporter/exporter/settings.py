@@ -5,7 +5,10 @@ exporter:
   listen_address: "127.0.0.1:9839"
   state_dir: /var/lib/wechaty-exporter
   qr_token_file: /etc/wechaty-exporter/qr-token   # a file holding the bearer token
+  hostnames: [exporter.example.org]              # names it is reached by (Host), for QRs
   qr_hosts: [weixin.qq.com, wechat.com]            # QR allowlist (subdomains included)
+  qr_shapes:                                       # login-QR shapes, {id}: the QR's id
+    - "https://login.weixin.qq.com/l/{id}"         # (default: qr.DEFAULT_QR_SHAPES)
   poll_interval: 1s
   max_line_bytes: 65536
 bots:
@@ -26,6 +29,7 @@ dialects:                                          # custom rules (logs/dialects
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from wechaty_exporter.logs.dialects.profiles import AUTO, PROFILES, builtin_names
-from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
+from wechaty_exporter.logs.dialects.qr import (
+    DEFAULT_QR_HOSTS,
+    DEFAULT_QR_SHAPES,
+    host_allowed,
+    parse_qr_shape,
+)
 from wechaty_exporter.logs.dialects.rules import Dialect, parse_dialect
 from wechaty_exporter.settings import (
     ConfigError,
@@ -54,7 +63,9 @@ class ExporterSettings:
     listen_port: int = 9839
     state_dir: Path | None = None
     qr_token_file: Path | None = None
+    hostnames: tuple[str, ...] = ()  # Host names besides loopback and the listen address
     qr_hosts: tuple[str, ...] = DEFAULT_QR_HOSTS
+    qr_shapes: tuple[str, ...] = DEFAULT_QR_SHAPES  # login-QR URL templates, `{id}` the QR's id
     poll_interval: float = 1.0
     max_line_bytes: int = 65536
     bots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (bot, (path, ...)), in config order
@@ -185,8 +196,8 @@ def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
         return settings
     where = "exporter"
     known = {
-        "listen_address", "state_dir", "qr_token_file", "qr_hosts", "poll_interval",
-        "max_line_bytes",
+        "listen_address", "state_dir", "qr_token_file", "qr_hosts", "qr_shapes",
+        "poll_interval", "max_line_bytes", "hostnames",
     }  # fmt: skip
     check_keys(raw, known, where, errors)
     changes: dict[str, Any] = {}
@@ -200,12 +211,17 @@ def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
                 changes[key] = Path(raw[key])
             else:
                 errors.append(f"{where}.{key}: expected a path")
+    known_problems = len(errors)
     if "qr_hosts" in raw:
         hosts = str_list(raw["qr_hosts"], f"{where}.qr_hosts", errors)
         for i, host in enumerate(hosts):
             if not re.fullmatch(r"[A-Za-z0-9.-]+", host) or "." not in host:
                 errors.append(f"{where}.qr_hosts[{i}]: expected a DNS name, got {host!r}")
         changes["qr_hosts"] = tuple(h.lower().rstrip(".") for h in hosts)
+    _parse_qr_shapes(raw, changes, errors, hosts_ok=len(errors) == known_problems)
+    if "hostnames" in raw:
+        names = str_list(raw["hostnames"], f"{where}.hostnames", errors)
+        changes["hostnames"] = parse_hostnames(names, f"{where}.hostnames", errors)
     if "poll_interval" in raw:
         interval = parse_duration(raw["poll_interval"], f"{where}.poll_interval", errors)
         if interval is not None:
@@ -219,6 +235,67 @@ def _parse_exporter(raw: object, errors: list[str]) -> ExporterSettings:
     return replace(settings, **changes)
 
 
+def _parse_qr_shapes(
+    raw: dict[str, Any], changes: dict[str, Any], errors: list[str], *, hosts_ok: bool
+) -> None:
+    """`exporter.qr_shapes` → changes["qr_shapes"]; a shape on no allowed host, or allowed hosts
+    with no shape at all (every QR rejected), is a problem too (`hosts_ok`: the hosts are
+    valid, so such a problem is not an echo of theirs)."""
+    hosts = changes.get("qr_hosts", DEFAULT_QR_HOSTS)
+    shapes: tuple[str, ...] = DEFAULT_QR_SHAPES
+    if "qr_shapes" in raw:
+        where = "exporter.qr_shapes"
+        listed = raw["qr_shapes"]
+        if not isinstance(listed, list) or not listed:
+            errors.append(
+                f"{where}: expected a non-empty list of URL templates like {DEFAULT_QR_SHAPES[0]}"
+            )
+            return
+        for i, template in enumerate(listed):
+            shape, problems = parse_qr_shape(template)
+            errors.extend(f"{where}[{i}]: {problem}, got {template!r}" for problem in problems)
+            if shape is not None and hosts_ok and not host_allowed(shape.host, hosts):
+                errors.append(
+                    f"{where}[{i}]: host {shape.host} is not in exporter.qr_hosts "
+                    f"({', '.join(hosts) or 'none'}), so this shape never matches"
+                )
+        shapes = tuple(t for t in listed if isinstance(t, str))
+        changes["qr_shapes"] = shapes
+    elif (
+        "qr_hosts" in raw
+        and hosts_ok
+        and hosts
+        and not any(
+            (shape := parse_qr_shape(t)[0]) is not None and host_allowed(shape.host, hosts)
+            for t in shapes
+        )
+    ):
+        errors.append(
+            f"exporter.qr_hosts: no login-QR shape is on these hosts, so every QR would be "
+            f"rejected; name yours in exporter.qr_shapes (default: {', '.join(shapes)})"
+        )
+
+
+def _ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_hostnames(names: Sequence[str], where: str, errors: list[str]) -> tuple[str, ...]:
+    """Host names (or IP addresses) the exporter is reached by, lower case, without a port."""
+    out = []
+    for i, name in enumerate(names):
+        host = name.strip().lower().rstrip(".").strip("[]")
+        if not (re.fullmatch(r"[a-z0-9.-]*[a-z0-9]", host) or _ip_address(host)):
+            errors.append(f"{where}[{i}]: expected a host name without a port, got {name!r}")
+        else:
+            out.append(host)
+    return tuple(out)
+
+
 def apply_serve_flags(
     settings: ExporterSettings,
     *,
@@ -226,10 +303,14 @@ def apply_serve_flags(
     listen: str | None = None,
     state_dir: str | None = None,
     qr_token_file: str | None = None,
+    hostnames: Sequence[str] = (),
 ) -> ExporterSettings:
-    """Flags override the file. `--log` flags add to (and for a named bot, replace) its logs."""
+    """Flags override the file. `--log` flags add to (and for a named bot, replace) its logs;
+    `--web.hostname` flags replace `exporter.hostnames`."""
     errors: list[str] = []
     changes: dict[str, Any] = {}
+    if hostnames:
+        changes["hostnames"] = parse_hostnames(hostnames, "--web.hostname", errors)
     if listen is not None:
         parsed = parse_listen_address(listen, "--web.listen-address", errors)
         if parsed:

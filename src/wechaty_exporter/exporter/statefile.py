@@ -2,7 +2,10 @@
 
 Both are written in one atomic replace, so after a crash the saved positions and the saved
 states always match: lines after the saved position are read again and applied once.
-The file holds pending login QRs (credentials), so it is created readable by its owner only.
+The file holds pending login QRs (credentials) (see `privatefiles`): the state dir is created
+0700 and refused when others may write it; the file is written through a random, exclusive 0600
+temporary name, read without following a link, and each QR it holds must pass the QR check again
+(`qr.check_qr`: hosts and shapes), so a planted or stale file cannot serve a foreign QR.
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wechaty_exporter.exporter.files import Cursor
+from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS, check_qr
 from wechaty_exporter.logs.state import BotState
+from wechaty_exporter.privatefiles import (
+    open_private,
+    private_dir,
+    remove_stale_temporaries,
+    write_private_atomic,
+)
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -33,11 +43,42 @@ class Saved:
     counting_since: dict[str, float | None] = field(default_factory=dict)
 
 
-def load(state_dir: Path) -> Saved:
-    """The saved state, or an empty one when there is none or it cannot be used (logged)."""
+def _read(path: Path) -> bytes:
+    fd = open_private(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _drop_foreign_qrs(
+    bots: dict[str, BotState], qr_hosts: Sequence[str], qr_shapes: Sequence[str] | None
+) -> None:
+    """A saved QR counts only if it still passes the QR check; else it is dropped and counted."""
+    for name, state in bots.items():
+        if state.qr is not None:
+            url, reason = check_qr(state.qr.qrcode, qr_hosts, qr_shapes)
+            if url != state.qr.qrcode:
+                log.warning("state file: bot %s: saved QR dropped (%s)", name, reason or "altered")
+                state.qr = None
+                state.rejected_qr_total += 1
+
+
+def load(
+    state_dir: Path,
+    qr_hosts: Sequence[str] = DEFAULT_QR_HOSTS,
+    qr_shapes: Sequence[str] | None = None,
+) -> Saved:
+    """The saved state, or an empty one when there is none or it cannot be used (logged).
+
+    Each saved QR is checked again against `qr_hosts` and `qr_shapes` (None: the default
+    shapes). Raises UnsafePathError when others may write `state_dir` (created 0700 if missing).
+    """
+    private_dir(state_dir)
+    remove_stale_temporaries(state_dir, FILENAME)
+    with contextlib.suppress(OSError):  # the fixed temporary name of earlier versions
+        os.unlink(state_dir / (FILENAME + ".tmp"))
     path = state_dir / FILENAME
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(_read(path))
         if raw.get("version") != VERSION:
             raise ValueError(f"version {raw.get('version')!r}, expected {VERSION}")
         bots = {name: BotState.from_dict(body) for name, body in raw["bots"].items()}
@@ -50,6 +91,7 @@ def load(state_dir: Path) -> Saved:
             for name, at in raw.get("counting_since", {}).items()
             if name in bots
         }
+        _drop_foreign_qrs(bots, qr_hosts, qr_shapes)
     except FileNotFoundError:
         return Saved()
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -82,19 +124,7 @@ def encode(
 
 
 def write(state_dir: Path, data: bytes) -> None:
-    """Replace the state file with `data` atomically: temp file, fsync, rename, fsync the
-    directory (blocking; callers on an event loop run it in a thread, one write at a time)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    target = state_dir / FILENAME
-    tmp = state_dir / (FILENAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    dir_fd = os.open(state_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace the state file with `data` atomically: a random, exclusive 0600 temporary file,
+    fsync, rename, fsync the directory (blocking; callers on an event loop run it in a thread,
+    one write at a time). Raises UnsafePathError when others may write `state_dir`."""
+    write_private_atomic(private_dir(state_dir), FILENAME, data)

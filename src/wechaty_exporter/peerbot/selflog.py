@@ -20,9 +20,12 @@ parser: ``puppet`` (``state`` connected / stopped, and lost at level ERROR, coun
 bot's log never looks stale, default every 10 min). A login line names the account once
 ContactPayload answered (or gives up after `lookup_timeout`); lines are written in the order the
 events arrived, stamped with their arrival time. Each reconnect logs the login the puppet service
-announces again. The file (it holds login QRs) is opened with O_APPEND, mode 0640, and reopened
-when rotated away. Never point the exporter at the bot's stderr instead: python-wechaty logs
-contact names as they are (`compat.one_line_logs` escapes their line breaks in this process).
+announces again. The file (it holds login QRs) is opened with O_APPEND and O_NOFOLLOW
+(`privatefiles.open_private`: a symbolic link, another user's file or a hard-linked one is
+refused), mode 0640 (the exporter reads it through the bots' group; an older file with more is
+tightened to that), and reopened when rotated away. Never point the exporter at the bot's stderr
+instead: python-wechaty logs contact names as they are (`compat.one_line_logs` escapes their line
+breaks in this process).
 
 Why the puppet, not Wechaty's events: python-wechaty emits ``login`` once per start (a re-login
 after a logout reaches only the puppet), and its scan handler raises after its listeners ran, so
@@ -44,6 +47,7 @@ from typing import Any, TextIO
 
 from wechaty_exporter.logs.dialects.selflog import format_self_log
 from wechaty_exporter.peerbot import compat
+from wechaty_exporter.privatefiles import open_private
 
 __all__ = ["Clock", "Fields", "SelfLog", "SelfLogger"]
 
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 
 Fields = Mapping[str, object]
 Clock = Callable[[], float]
+SELF_LOG_MODE = 0o640  # the exporter reads it as a member of the bots' group (operations.md)
 
 
 class SelfLog:
@@ -102,7 +107,7 @@ class SelfLog:
         if self._fd is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            self._fd = os.open(path, flags, 0o640)
+            self._fd = open_private(path, flags, SELF_LOG_MODE)
             st = os.fstat(self._fd)
             self._ident = (st.st_dev, st.st_ino)
         return self._fd

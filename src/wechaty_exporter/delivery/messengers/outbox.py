@@ -4,6 +4,10 @@ Record schema (a public contract: demos and tools read it): `{"time": RFC3339, "
 "bot": BOT, "type": "text"|"image", "text": "..."}` or, for images, `"png_base64": "..."` instead
 of `"text"`. Each record is appended with one write, then flushed and fsynced before the send
 counts as accepted.
+
+Its image records are login QRs, so the file is private (`privatefiles.open_private`): created
+0600, an older, looser one tightened to 0600, and a symbolic link, another user's file or a
+hard-linked one refused (a DeliveryError that names the path), never written through.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from wechaty_exporter.delivery.alerts import rfc3339
 from wechaty_exporter.delivery.messengers import DeliveryError
+from wechaty_exporter.privatefiles import UnsafePathError, open_private
 
 
 class OutboxMessenger:
@@ -47,12 +52,14 @@ class OutboxMessenger:
         async with self._lock:
             try:
                 await asyncio.to_thread(self._write, line)
+            except UnsafePathError as exc:
+                raise DeliveryError(f"outbox {exc}") from exc
             except OSError as exc:
                 raise DeliveryError(f"outbox {self.path}: {exc.strerror or exc}") from exc
 
     def _write(self, line: bytes) -> None:
         # O_APPEND: one write() per record keeps lines whole even with another writer.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             view = memoryview(line)
             while view:

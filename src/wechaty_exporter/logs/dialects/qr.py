@@ -1,25 +1,48 @@
-"""Login-QR unwrapping and validation: only a WeChat login URL on the host allowlist is a QR.
+"""Login-QR unwrapping and validation: only a URL with the shape of a WeChat login QR, on the
+host allowlist, is a QR.
 
 Every dialect's Waiting scan goes through `check_qr_normalized` (see `context`); the settings
-take `DEFAULT_QR_HOSTS` as the default allowlist.
+take `DEFAULT_QR_HOSTS` as the default allowlist and `DEFAULT_QR_SHAPES` as the default shapes.
+
+A shape is a URL template: scheme, host, path and (optionally) query, with ``{id}`` standing for
+one QR identifier (one or more of ``A-Z a-z 0-9 _ - =``). The defaults are the shapes login QRs
+have: web WeChat (wechat4u, puppet-wechat4u, itchat-style bots) and wechaty's IoClient
+``https://login.weixin.qq.com/l/<uuid>``, the iPad and Windows protocols (padplus, tokens of
+wechaty-puppet-service) ``http://weixin.qq.com/x/<uuid>``, and WeCom as python-wechaty logs it
+``https://wx.work.weixin.qq.com/cgi-bin/crtx_auth?key=<key>&wx=1``.
+A WeChat host alone proves nothing: ``open.weixin.qq.com/connect/qrconnect?appid=...`` is an
+OAuth consent page, ``mp.weixin.qq.com/s/...`` an article.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
 
 __all__ = [
     "DEFAULT_QR_HOSTS",
+    "DEFAULT_QR_SHAPES",
     "QR_MAX_LENGTH",
+    "QrShape",
     "check_qr",
     "check_qr_normalized",
+    "compile_qr_shapes",
+    "host_allowed",
     "normalize_hosts",
+    "parse_qr_shape",
     "unwrap_qr",
 ]
 
 DEFAULT_QR_HOSTS: tuple[str, ...] = ("weixin.qq.com", "wechat.com")
+DEFAULT_QR_SHAPES: tuple[str, ...] = (
+    "https://login.weixin.qq.com/l/{id}",
+    "http://weixin.qq.com/x/{id}",
+    "https://weixin.qq.com/x/{id}",
+    "https://wx.work.weixin.qq.com/cgi-bin/crtx_auth?key={id}&wx=1",
+)
 QR_MAX_LENGTH = 2048  # an unwrapped QR payload longer than this is rejected
 
 _QR_RAW_MAX = 8192  # a wrapped QR longer than this is rejected before unwrapping
@@ -39,6 +62,87 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _QR_CHARS_RE = re.compile(r"[\x21-\x5b\x5d-\x7e]+\Z")
 _AUTHORITY_END_RE = re.compile(r"[/?#]")
 _AUTHORITY_RE = re.compile(r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?)(?::[0-9]{1,5})?\Z")
+
+ID = "{id}"
+_ID_RE = "[A-Za-z0-9_=-]+"  # the length: QR_MAX_LENGTH
+_SHAPE_MAX = 512
+_SHAPE_HEAD_RE = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)+)(/.*)\Z", re.DOTALL)
+_DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class QrShape:
+    """One login-QR shape: its template, its host and the pattern a whole QR URL must match
+    (scheme and host case-insensitive, no port, userinfo, trailing dot or fragment)."""
+
+    template: str
+    host: str
+    pattern: re.Pattern[str]
+
+
+def parse_qr_shape(template: object) -> tuple[QrShape | None, list[str]]:
+    """A shape template → ``(shape, [])`` or ``(None, problems)``, every problem named.
+
+    >>> parse_qr_shape("https://login.weixin.qq.com/l/{id}")[0].host
+    'login.weixin.qq.com'
+    """
+    if not isinstance(template, str) or not template:
+        return None, [f"expected a URL template like https://login.weixin.qq.com/l/{ID}"]
+    problems: list[str] = []
+    if len(template) > _SHAPE_MAX:
+        problems.append(f"longer than {_SHAPE_MAX} characters")
+    bare = template.replace(ID, "")
+    if bare and _QR_CHARS_RE.match(bare) is None:
+        problems.append("only printable ASCII without spaces or backslashes")
+    if "{" in bare or "}" in bare:
+        problems.append(f"the only placeholder is {ID}")
+    if "#" in template:
+        problems.append("no fragment (#): a login QR has none")
+    head = _SHAPE_HEAD_RE.match(template)
+    if head is None:
+        problems.append(
+            "expected http:// or https://, a lower-case DNS name with a dot (no port, user or "
+            "trailing dot), then a path starting with /"
+        )
+    else:
+        if not all(_DNS_LABEL_RE.match(label) for label in head.group(2).split(".")):
+            problems.append(f"bad host {head.group(2)!r}")
+        if ID not in head.group(3):
+            problems.append(f"no {ID} in the path or query: a shape matches one QR per id")
+    if problems or head is None:
+        return None, problems
+    scheme, host, rest = head.groups()
+    body = "".join(
+        _ID_RE if part == ID else re.escape(part) for part in re.split(f"({re.escape(ID)})", rest)
+    )
+    pattern = re.compile(f"(?i:{re.escape(scheme)})://(?i:{re.escape(host)}){body}\\Z")
+    return QrShape(template, host, pattern), []
+
+
+@lru_cache(maxsize=32)
+def _compiled(templates: tuple[str, ...]) -> tuple[QrShape, ...]:
+    shapes = []
+    for template in templates:
+        shape, problems = parse_qr_shape(template)
+        if shape is None:
+            raise ValueError(f"QR shape {template!r}: {'; '.join(problems)}")
+        shapes.append(shape)
+    return tuple(shapes)
+
+
+def compile_qr_shapes(templates: Sequence[str] | None = None) -> tuple[QrShape, ...]:
+    """Shape templates (None: `DEFAULT_QR_SHAPES`) → shapes. Raises ValueError on a bad one
+    (the settings validate them first, with every problem listed)."""
+    if templates is None:
+        return _compiled(DEFAULT_QR_SHAPES)
+    if isinstance(templates, str):  # one shape, not a sequence of one-letter shapes
+        templates = (templates,)
+    return _compiled(tuple(templates))
+
+
+def host_allowed(host: str, hosts: Sequence[str]) -> bool:
+    """`host` (lower case, no trailing dot) is an allowed host or a subdomain of one."""
+    return any(host == allowed or host.endswith("." + allowed) for allowed in hosts)
 
 
 def unwrap_qr(raw: str) -> str:
@@ -86,21 +190,27 @@ def normalize_hosts(hosts: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_qr(
-    raw: str, allowed_hosts: Sequence[str] = DEFAULT_QR_HOSTS
+    raw: str,
+    allowed_hosts: Sequence[str] = DEFAULT_QR_HOSTS,
+    shapes: Sequence[str] | None = None,
 ) -> tuple[str | None, str | None]:
     """Unwrap `raw` and accept it only as a WeChat login URL: ``(url, None)`` or ``(None, reason)``.
 
     Valid: scheme http or https, no userinfo, only printable ASCII (no whitespace, control
-    characters or backslash), at most `QR_MAX_LENGTH` characters, and a host equal to an allowed
-    host or a subdomain of one (label-exact, case-insensitive, a trailing dot tolerated).
+    characters or backslash), at most `QR_MAX_LENGTH` characters, a host equal to an allowed
+    host or a subdomain of one (label-exact, case-insensitive), and the whole URL of one of the
+    `shapes` (templates; None: `DEFAULT_QR_SHAPES`).
     Reasons: "missing qr", "qr too long", "bad character", "not a url", "scheme not allowed",
-    "userinfo not allowed", "bad host", "host not allowed".
+    "userinfo not allowed", "bad host", "host not allowed", "not a login qr".
     """
-    return check_qr_normalized(raw, normalize_hosts(allowed_hosts))
+    return check_qr_normalized(raw, normalize_hosts(allowed_hosts), compile_qr_shapes(shapes))
 
 
-def check_qr_normalized(raw: str, hosts: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """`check_qr` with an allowlist already passed through `normalize_hosts`."""
+def check_qr_normalized(
+    raw: str, hosts: tuple[str, ...], shapes: tuple[QrShape, ...] | None = None
+) -> tuple[str | None, str | None]:
+    """`check_qr` with an allowlist already passed through `normalize_hosts` and shapes through
+    `compile_qr_shapes` (None: the default shapes)."""
     if not raw:
         return None, "missing qr"
     if len(raw) > _QR_RAW_MAX:
@@ -126,7 +236,9 @@ def check_qr_normalized(raw: str, hosts: tuple[str, ...]) -> tuple[str | None, s
     if m is None:
         return None, "bad host"
     host = m.group(1).lower().rstrip(".")
-    for allowed in hosts:
-        if host == allowed or host.endswith("." + allowed):
+    if not host_allowed(host, hosts):
+        return None, "host not allowed"
+    for shape in compile_qr_shapes() if shapes is None else shapes:
+        if shape.pattern.match(url):
             return url, None
-    return None, "host not allowed"
+    return None, "not a login qr"
