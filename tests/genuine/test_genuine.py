@@ -20,9 +20,14 @@ Each log is replayed by `wechaty-exporter replay --format json`. Two chat scenar
   the bot's log escapes chat (the current EventLogger writes JSON), the same holds. Where it
   writes chat text raw (msg.toString() keeps newlines: the StarterBot, EventLogger 1.11, the
   ding-dong example; wechaty-puppet-mock's `say(<text>)` at verbose and silly), the forged line
-  is byte for byte a genuine one: docs/exporter.md ("The QR is a credential") and
-  docs/security.md say so, and `qr_source: self-log` is the remedy. There the test still demands
-  that the log ends with no forged QR pending, and holds the rest as strict xfails.
+  is byte for byte a genuine one, yet a chat line reaches the log only while the bot is logged
+  in: where chat text is cut to Wechaty's 70 characters (the StarterBot, EventLogger 1.11), the
+  suspect rules reject what a logged-in bot's log cannot say, and the same holds there. Not where
+  the whole text is logged (verbose, silly), nor in the ding-dong example's log, whose only
+  events are forged ones read while the state is unknown: docs/security.md says so, `qr_source:
+  self-log` is the remedy, and the test demands that those end with no forged QR pending, and
+  holds the rest as strict xfails. tests/genuine/test_forged.py measures the rules on a wider
+  forged-line corpus.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 import pytest
 
 from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.events import RejectedQr, Suspect
 from wechaty_exporter.logs.state import BotState
 
 pytestmark = pytest.mark.timeout(420)  # the first test also generates the corpus
@@ -71,17 +77,24 @@ PM2_LOGS = [
 ]  # fmt: skip
 NAMES = sorted(DIRECT + PM2_APPS + PM2_LOGS)
 # Styles that write chat text raw (msg.toString() keeps newlines), so a forged line is byte for
-# byte a genuine one: their `forged` logs show the documented limit (docs/security.md), held as
-# strict xfails, which fail the run the day they pass (then make them plain tests).
+# byte a genuine one. The suspect rules (logs/state.py, logs/dialects/context.py) reject the
+# forged events of a logged-in bot's log where chat text is cut to Wechaty's 70 characters (the
+# StarterBot, EventLogger 1.11): a Waiting scan on a line that short, another account's login.
+# Not where the whole text is logged (wechaty-puppet-mock's `say(<text>)` at verbose and silly)
+# nor in the ding-dong example's log, whose bare lines are never read: its only events are
+# forged ones, read while the state is unknown. Those are the documented limit
+# (docs/security.md), held as strict xfails, which fail the run the day they pass (then make
+# them plain tests).
 RAW_CHAT_STYLES = ("starter", "eventlogger-1-11", "ding-dong", "verbose", "silly")
 FORGEABLE = {f"direct-{style}-forged" for style in RAW_CHAT_STYLES}
+UNDETECTED = {f"direct-{style}-forged" for style in ("ding-dong", "verbose", "silly")}
 FORGED_LIMIT = pytest.mark.xfail(
-    strict=True, reason="chat written raw forges whole lines (docs/security.md): self-log cures"
+    strict=True, reason="whole forged lines, or no state to hold them against: self-log cures"
 )
 
 
 def _params(names: list[str]) -> list[Any]:
-    return [pytest.param(n, marks=FORGED_LIMIT) if n in FORGEABLE else n for n in names]
+    return [pytest.param(n, marks=FORGED_LIMIT) if n in UNDETECTED else n for n in names]
 
 
 UNKNOWN = {
@@ -243,6 +256,26 @@ def test_no_forged_qr_is_ever_pending(corpus: Corpus, name: str) -> None:
     assert not forged
     if log.expected()["logged_in"] is not None:
         assert pending == log.record["genuine_qrs"]  # each driven QR, once, in order
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_genuine_event_is_rejected(corpus: Corpus, name: str) -> None:
+    """False rejections: no line the bot itself wrote gives a suspect event or a rejected QR.
+    Only the forged chat lines, which name the phishing URL (maybe cut) or Mallory, may."""
+    log = corpus.logs[name]
+    state, refused = BotState(), []
+    for path in log.paths:
+        parser = LineParser()
+        for raw in path.read_bytes().split(b"\n"):
+            line = raw.decode("utf-8", "replace")
+            for event in parser.feed(line, 0.0):
+                if isinstance(state.apply(event), Suspect | RejectedQr):
+                    refused.append(line)
+    assert [x for x in refused if "http://weixin.q" not in x and "Mallory" not in x] == []
+    if log.record["scenario"] == "chat":
+        assert refused == []
+    if name in FORGEABLE - UNDETECTED:  # where they are not rejected, they still say something
+        assert refused
 
 
 def test_the_current_event_logger_alone_is_enough(corpus: Corpus) -> None:

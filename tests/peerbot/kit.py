@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,9 +176,12 @@ def parse(path: Path) -> list[Event]:
 
 
 def without_time(events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    """Events as (type, fields but `at`) for comparisons."""
+    """Events as (type, the fields of their value but `at`) for comparisons."""
     return [
-        (type(event).__name__, *(getattr(event, k) for k in event.__slots__ if k != "at"))
+        (
+            type(event).__name__,
+            *(getattr(event, f.name) for f in fields(event) if f.compare and f.name != "at"),
+        )
         for event in events
     ]
 

@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from wechaty_exporter.logs.events import SUSPECT_REASONS
 from wechaty_exporter.logs.state import BotState
 
 
@@ -134,6 +135,11 @@ class WechatyCollector(Collector):
             "wechaty_exporter_rejected_qr_total",
             "Scan lines whose QR is not an allowed WeChat login URL (possible forgery).",
         )
+        suspect = CounterMetricFamily(
+            "wechaty_exporter_suspect_events",
+            "Login, logout and scan lines not applied: a chat message may have forged them.",
+            labels=["bot", "reason"],
+        )
         info = _gauge(
             "wechaty_bot_info", "The logged-in account of the bot.", labels=("bot", "user")
         )
@@ -153,6 +159,7 @@ class WechatyCollector(Collector):
         add_errors, add_rejected = adder(errors, "_total"), adder(rejected, "_total")
         add_rotations, add_truncations = adder(rotations, "_total"), adder(truncations, "_total")
         add_read_errors, add_lines_cut = adder(read_errors, "_total"), adder(lines_cut, "_total")
+        add_suspect = adder(suspect, "_total")
         for bot in bots:
             s, one = bot.state, {"bot": bot.name}
             if s.logged_in is not None:
@@ -175,6 +182,8 @@ class WechatyCollector(Collector):
             add_lines(one, s.lines_total)
             add_errors(one, s.errors_total)
             add_rejected(one, s.rejected_qr_total)
+            for reason in SUSPECT_REASONS:  # every reason, from 0: increase() sees the first
+                add_suspect({"bot": bot.name, "reason": reason}, s.suspects.get(reason, 0))
             rotated = truncated = failed = cut = 0
             for f in bot.files:
                 rotated += f.rotations
@@ -192,5 +201,5 @@ class WechatyCollector(Collector):
         yield from (
             logged_in, known, qr_pending, qr_seen, last_login, last_logout, logins, logouts,
             qr_codes, lines, errors, present, last_line, rotations, truncations, read_errors,
-            lines_cut, rejected, info, build,
+            lines_cut, rejected, suspect, info, build,
         )  # fmt: skip

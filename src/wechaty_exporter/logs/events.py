@@ -6,7 +6,7 @@ full date, else the time the line was read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 
@@ -27,6 +27,10 @@ class Login:
 
     at: float
     user: str | None = None
+    # The plain-text dialect whose line said it, when a chat message can forge a whole line of
+    # it (logs/dialects/context.py), else None: such a login naming another account than such a
+    # login did, while logged in, is suspect (logs/state.py). Not part of the event's value.
+    source: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,10 @@ class Scan:
     at: float
     status: ScanStatus
     qrcode: str | None = None
+    # The line is short enough to be chat text (logs/dialects/context.py `chat_sized`): while
+    # the bot is logged in, a Waiting scan so marked is suspect (logs/state.py). Not part of the
+    # event's value: equal scans stay equal.
+    chat_sized: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,27 @@ class RejectedQr:
     reason: str
 
 
+# Why an event is suspect (the `reason` label of wechaty_exporter_suspect_events_total).
+SUSPECT_REASONS: dict[str, str] = {
+    "waiting_while_logged_in": (
+        "a Waiting scan on a line short enough to be chat text, while logged in with no logout "
+        "before it"
+    ),
+    "login_of_another_account": "a login of another account while logged in",
+    "not_from_self_log": "not from the self-log (qr_source: self-log)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """An event a forged line may have written (a chat message holding a newline): counted by
+    `reason` (a key of SUSPECT_REASONS), never applied. `event` is what the line said."""
+
+    at: float
+    reason: str
+    event: Login | Logout | Scan
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorLogged:
     """A line logged at level ERR / ERROR (counted, never decisive)."""
@@ -65,13 +94,18 @@ class ErrorLogged:
     at: float
 
 
-Event = Login | Logout | Scan | RejectedQr | ErrorLogged
+Event = Login | Logout | Scan | RejectedQr | Suspect | ErrorLogged
 
 
 def is_decisive(event: Event) -> bool:
-    """True for events that settle the login state on their own (what a cold start looks for)."""
+    """True for events that settle the login state on their own (what a cold start looks for).
+
+    A `chat_sized` Waiting scan does not: the state before it says whether it is a suspect, so a
+    cold start reads on, back to the event that says it."""
     if isinstance(event, Login | Logout):
         return True
     if isinstance(event, Scan):
-        return event.status in (ScanStatus.WAITING, ScanStatus.CONFIRMED)
+        if event.status is ScanStatus.WAITING:
+            return not event.chat_sized
+        return event.status is ScanStatus.CONFIRMED
     return False

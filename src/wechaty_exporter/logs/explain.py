@@ -2,7 +2,8 @@
 
 Pure: bytes in (any split), a report out; the CLI reads the file and prints. For each file: which
 lines became which events under which dialect or rule (`LineParser.source`), which login QRs were
-rejected and why, lines a rule took without an event (a status that is none, a two-line entry
+rejected and why, which events were suspect (a chat message may have forged them: counted, not
+applied) and why, lines a rule took without an event (a status that is none, a two-line entry
 whose second line never came), and the near misses: lines that look like scan, login, logout or
 QR text (`NEAR_MISS`) but gave no event. Chat messages (``Message#...``) are never near misses.
 Then the bot's end state.
@@ -26,6 +27,7 @@ import re2
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.structure import strip
 from wechaty_exporter.logs.events import (
+    SUSPECT_REASONS,
     ErrorLogged,
     Event,
     Login,
@@ -33,6 +35,7 @@ from wechaty_exporter.logs.events import (
     RejectedQr,
     Scan,
     ScanStatus,
+    Suspect,
     is_decisive,
 )
 from wechaty_exporter.logs.state import BotState
@@ -118,12 +121,14 @@ class FileReport:
     errors: int = 0
     events: Findings = field(init=False)
     rejected: Findings = field(init=False)
+    suspects: Findings = field(init=False)
     notes: Findings = field(init=False)
     near_misses: Findings = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = Findings(self.limit, tail=True)
         self.rejected = Findings(self.limit)
+        self.suspects = Findings(self.limit)
         self.notes = Findings(self.limit)
         self.near_misses = Findings(self.limit)
 
@@ -137,6 +142,7 @@ class FileReport:
             "error_lines": self.errors,
             "events": self.events.to_dict(),
             "rejected_qrs": self.rejected.to_dict(),
+            "suspect_events": self.suspects.to_dict(),
             "no_event": self.notes.to_dict(),
             "near_misses": self.near_misses.to_dict(),
         }
@@ -158,7 +164,14 @@ def describe(event: Event) -> str:
         return status
     if isinstance(event, RejectedQr):
         return f"rejected QR: {event.reason}"
+    if isinstance(event, Suspect):
+        return f"{describe(event.event)}, not applied: {suspect_words(event.reason)}"
     return "error line"
+
+
+def suspect_words(reason: str) -> str:
+    """A suspect event's reason in words, with its `reason` label."""
+    return f"{SUSPECT_REASONS.get(reason, reason)} ({reason})"
 
 
 def _shown(raw: bytes) -> str:
@@ -244,16 +257,19 @@ class Explainer:
         for note in parser.notes:
             report.notes.add(Seen(number, parser.dialect_name, note))
         for event in events:
-            state.apply(event)
+            applied = state.apply(event)
             first = number - parser.entry_lines + 1
+            if isinstance(applied, Suspect):
+                report.suspects.add(Seen(first, source, describe(applied)))
+                continue
             if isinstance(event, ErrorLogged):
                 report.errors += 1
                 continue
             if isinstance(event, RejectedQr):
                 report.rejected.add(Seen(first, source, f"{event.reason}: {_shown(raw)}"))
                 continue
-            if is_decisive(event):
-                report.decisive += 1
+            if is_decisive(event) or (isinstance(event, Scan) and event.qrcode is not None):
+                report.decisive += 1  # a Waiting scan taken (not a suspect) settled the state
             report.events.add(Seen(first, source, describe(event)))
         quiet = not events and parser.source is None and not parser.notes
         if quiet and _CHAT not in raw and NEAR_MISS.search(raw) is not None:
@@ -299,6 +315,8 @@ def state_document(state: BotState) -> dict[str, Any]:
         "logouts_total": state.logouts_total,
         "qr_codes_total": state.qr_codes_total,
         "rejected_qr_total": state.rejected_qr_total,
+        "suspect_events_total": state.suspect_total,
+        "suspect_events": {reason: n for reason, n in state.suspects.items() if n},
         "errors_total": state.errors_total,
         "lines_total": state.lines_total,
     }
@@ -330,6 +348,7 @@ def render_text(bot: str, files: list[FileReport], state: BotState, *, colour: b
         sections = (
             (f.events, "event", "events"),
             (f.rejected, "rejected", "rejected QRs"),
+            (f.suspects, "rejected", "suspect events (a chat message may have forged them)"),
             (f.notes, "note", "taken by a rule, no event"),
             (f.near_misses, "near", "near misses (look like events, match nothing)"),
         )
@@ -361,6 +380,8 @@ def render_text(bot: str, files: list[FileReport], state: BotState, *, colour: b
         f"{s['logins_total']} login(s), {s['logouts_total']} logout(s), "
         f"{s['qr_codes_total']} QR(s), {s['rejected_qr_total']} rejected QR(s)"
     )
+    if s["suspect_events_total"]:
+        counts += f", {s['suspect_events_total']} suspect event(s)"
     out.append(paint("head", f"bot {bot}: ") + f"{words}; {counts}")
     if not any(f.decisive for f in files):
         out.append(

@@ -16,6 +16,20 @@ Rules (the public event semantics, docs/exporter.md):
   says none leaves an earlier one's reason when the bot was already logged out (a second logger
   printing the same logout), else clears it; logging in clears it.
 
+Suspect events (a forged line, docs/security.md): an event the state machine can tell a chat
+message may have written is counted by reason (`suspects`) and never applied. Lines are forged
+only while the bot is logged in (a logged-out bot receives no chat), so while it is:
+
+- a Waiting scan with a QR on a line short enough to be chat text (the parser marks it
+  `chat_sized`, logs/dialects/context.py), with no logout before it →
+  ``waiting_while_logged_in``;
+- a login naming another account than the one logged in, where both logins were read from
+  plain-text dialects a chat message can forge whole, which all name an account by its
+  Contact's name (a custom dialect may name it by its id) → ``login_of_another_account``.
+
+Under ``qr_source: self-log`` the parser makes every login, logout and scan of another dialect a
+`Suspect` (``not_from_self_log``).
+
 Counters count state changes, not lines: a login line repeated, or a Confirmed scan followed by
 its login line, is one login; the same QR printed by two loggers is one QR code. That keeps the
 counters exact when one log carries the same event twice (a bot's own line and its library's).
@@ -23,7 +37,7 @@ counters exact when one log carries the same event twice (a bot's own line and i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -35,6 +49,7 @@ from wechaty_exporter.logs.events import (
     RejectedQr,
     Scan,
     ScanStatus,
+    Suspect,
 )
 
 LOGOUT_REASON_MAX = 500  # characters of a logout reason kept (the API and the state file)
@@ -73,6 +88,7 @@ TRANSITIONS: dict[str | ScanStatus, Transition] = {
     ScanStatus.CANCEL: Transition(KEEP, QrEffect.CLEAR, known=True),
     ScanStatus.UNKNOWN: Transition(KEEP, QrEffect.KEEP, known=False),
     "rejected_qr": Transition(KEEP, QrEffect.KEEP, known=False),
+    "suspect": Transition(KEEP, QrEffect.KEEP, known=False),
     "error": Transition(KEEP, QrEffect.KEEP, known=False),
 }
 
@@ -87,6 +103,8 @@ def kind_of(event: Event) -> str | ScanStatus:
         return "logout"
     if isinstance(event, RejectedQr):
         return "rejected_qr"
+    if isinstance(event, Suspect):
+        return "suspect"
     return "error"
 
 
@@ -108,6 +126,7 @@ class BotState:
     since: float | None = None  # when logged_in last changed
     qr: PendingQr | None = None
     user: str | None = None
+    user_source: str | None = None  # the forgeable dialect of the login that named `user`
     last_login: float | None = None
     last_logout: float | None = None
     logout_reason: str | None = None  # what the last logout said, while logged out
@@ -116,12 +135,32 @@ class BotState:
     logouts_total: int = 0
     qr_codes_total: int = 0
     rejected_qr_total: int = 0
+    suspects: dict[str, int] = field(default_factory=dict)  # suspect events by reason
     errors_total: int = 0
     lines_total: int = 0
     last_line_at: float | None = None
 
-    def apply(self, event: Event) -> None:
-        """Apply one event. The only place where events change state."""
+    def vetted(self, event: Scan | Login) -> Event:
+        """`event` as this state takes it: a `Suspect` when it may be forged, else itself."""
+        if self.logged_in is not True:  # a bot not logged in receives no chat to forge with
+            return event
+        if isinstance(event, Scan):
+            if event.chat_sized and event.status is ScanStatus.WAITING and event.qrcode:
+                return Suspect(event.at, "waiting_while_logged_in", event)
+        elif (
+            event.source is not None
+            and self.user_source is not None
+            and event.user
+            and event.user != self.user
+        ):
+            return Suspect(event.at, "login_of_another_account", event)
+        return event
+
+    def apply(self, event: Event) -> Event:
+        """Apply one event. The only place where events change state. Returns the event as
+        applied: a `Suspect` when it may be forged (counted, not applied)."""
+        if isinstance(event, Scan | Login):
+            event = self.vetted(event)
         rule = TRANSITIONS[kind_of(event)]
         was = self.logged_in
         if rule.known:
@@ -148,6 +187,7 @@ class BotState:
             self.last_login = event.at
             if event.user:
                 self.user = event.user
+                self.user_source = event.source
         elif isinstance(event, Logout):
             self.last_logout = event.at
             if event.reason:
@@ -158,9 +198,17 @@ class BotState:
             self.last_login = event.at
         elif isinstance(event, RejectedQr):
             self.rejected_qr_total += 1
+        elif isinstance(event, Suspect):
+            self.suspects[event.reason] = self.suspects.get(event.reason, 0) + 1
         elif isinstance(event, ErrorLogged):
             self.errors_total += 1
             self.last_error = event.at
+        return event
+
+    @property
+    def suspect_total(self) -> int:
+        """Suspect events of every reason."""
+        return sum(self.suspects.values())
 
     def saw_lines(self, count: int, at: float) -> None:
         """Count lines read from this bot's logs (events or not)."""
@@ -183,8 +231,11 @@ class BotState:
     def from_dict(cls, data: dict[str, Any]) -> BotState:
         """Inverse of to_dict; unknown keys are ignored so old state files keep loading."""
         names = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in names and k != "qr"}
+        values = {k: v for k, v in data.items() if k in names and k not in ("qr", "suspects")}
         state = cls(**values)
+        suspects = data.get("suspects")
+        if isinstance(suspects, dict):
+            state.suspects = {str(k): int(v) for k, v in suspects.items()}
         qr = data.get("qr")
         if isinstance(qr, dict):
             state.qr = PendingQr(
