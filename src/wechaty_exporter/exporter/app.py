@@ -1,8 +1,9 @@
 """The exporter's HTTP face: /metrics, the JSON API, QR endpoints and the status page.
 
 The login QR is a credential. Its endpoints (and the QR on the status page) answer loopback
-clients that are not behind a proxy, and anyone holding the bearer token when a token file is
-configured; everyone else gets 401/403 and no hint of the QR.
+clients that are not behind a proxy and name the exporter by one of its own names, and anyone
+holding the bearer token when a token file is configured; everyone else gets 401/403 and no hint
+of the QR, and an address that sent too many wrong tokens 429 (qraccess.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextlib
 import hmac
 import ipaddress
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +25,23 @@ from prometheus_client import CollectorRegistry, generate_latest
 from wechaty_exporter import __version__
 from wechaty_exporter.exporter.collector import BotView, WechatyCollector
 from wechaty_exporter.exporter.monitor import Monitor
+from wechaty_exporter.exporter.qraccess import (
+    AccessCollector,
+    AccessCounts,
+    TokenThrottle,
+    forwarding_header,
+    local_name,
+)
 from wechaty_exporter.exporter.statuspage import render_status_page
 from wechaty_exporter.logs.state import PendingQr
 from wechaty_exporter.qrimage import qr_png
 
 MONITOR = web.AppKey("monitor", Monitor)
 QR_TOKEN = web.AppKey("qr_token", str)  # "" when no token is configured
+LOCAL_NAMES = web.AppKey("local_names", frozenset)  # Host names besides loopback and localhost
+THROTTLE = web.AppKey("token_throttle", TokenThrottle)  # wrong bearer tokens, per address
+REFUSED = web.AppKey("qr_refused", AccessCounts)
+REGISTRY = web.AppKey("registry", CollectorRegistry)  # /metrics: the server adds its own there
 
 NO_STORE = {"Cache-Control": "no-store"}
 # The Prometheus text format 0.0.4, spelled out: older prometheus_client releases lack a constant.
@@ -76,24 +89,61 @@ def bot_document(
     return doc
 
 
-def qr_access(request: web.Request) -> str | None:
-    """None when the client may see QR codes, else the reason it may not."""
-    token = request.app[QR_TOKEN]
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request gets no QR, and the status and headers that say so."""
+
+    status: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def qr_refusal(request: web.Request) -> Refusal | None:
+    """None when the client may see QR codes, else how it is refused (qraccess.py)."""
+    app = request.app
+    token, refused = app[QR_TOKEN], app[REFUSED]
     header = request.headers.get("Authorization", "")
+    challenge = {"WWW-Authenticate": "Bearer"} if token else {}
+    status = 401 if token else 403
     if token and header.startswith("Bearer "):
+        throttle = app[THROTTLE]
+        if (wait := throttle.retry_after(request.remote)) is not None:
+            refused.throttled += 1
+            reason = f"too many wrong bearer tokens from this address; retry in {wait}s"
+            return Refusal(429, reason, {"Retry-After": str(wait)})
         if hmac.compare_digest(header[7:].strip().encode(), token.encode()):
             return None
-        return "wrong bearer token"
-    proxied = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+        throttle.failed(request.remote)
+        refused.wrong_token += 1
+        return Refusal(401, "wrong bearer token", challenge)
     try:
         loopback = ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
         loopback = False
-    if loopback and not proxied:
+    if loopback and (name := forwarding_header(request.headers.keys())) is not None:
+        refused.forwarded += 1
+        reason = f"forwarded ({name}): QR codes are served to loopback clients only, not proxied"
+        return Refusal(status, reason, challenge)
+    if loopback and not local_name(request.headers.getall("Host", []), app[LOCAL_NAMES]):
+        refused.foreign_host += 1
+        host = request.headers.get("Host", "")
+        reason = (
+            f"Host {host!r} is not a name of this exporter (localhost, a loopback address, its "
+            "listen address or --web.hostname): no QR for a page that may be DNS rebinding"
+        )
+        return Refusal(status, reason, challenge)
+    if loopback:
         return None
     if token:
-        return "a bearer token is required"
-    return "QR codes are served to loopback clients only (configure a token file for others)"
+        return Refusal(status, "a bearer token is required", challenge)
+    reason = "QR codes are served to loopback clients only (configure a token file for others)"
+    return Refusal(status, reason, challenge)
+
+
+def qr_access(request: web.Request) -> str | None:
+    """None when the client may see QR codes, else the reason it may not."""
+    refusal = qr_refusal(request)
+    return None if refusal is None else refusal.reason
 
 
 def _pending_qr(request: web.Request) -> tuple[str, PendingQr]:
@@ -101,10 +151,8 @@ def _pending_qr(request: web.Request) -> tuple[str, PendingQr]:
     monitor, bot = request.app[MONITOR], request.match_info["bot"]
     if bot not in monitor.bots:
         raise _error(404, f"no bot named {bot!r}")
-    if (reason := qr_access(request)) is not None:
-        token_configured = bool(request.app[QR_TOKEN])
-        headers = {"WWW-Authenticate": "Bearer"} if token_configured else {}
-        raise _error(401 if token_configured else 403, reason, headers)
+    if (refusal := qr_refusal(request)) is not None:
+        raise _error(refusal.status, refusal.reason, refusal.headers)
     qr = monitor.pending_qr(bot)
     if qr is None:
         raise _error(404, f"no login QR pending for {bot}", NO_STORE)
@@ -142,7 +190,10 @@ async def handle_qr_png(request: web.Request) -> web.Response:
 
 async def handle_status_page(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
-    show_qr = qr_access(request) is None
+    refusal = qr_refusal(request)
+    if refusal is not None and refusal.status == 429:
+        raise _error(refusal.status, refusal.reason, refusal.headers)
+    show_qr = refusal is None
     html = render_status_page(
         monitor.snapshot(),
         show_qr=show_qr,
@@ -180,13 +231,28 @@ async def handle_ready(request: web.Request) -> web.Response:
     return web.Response(text="recovering state from the logs\n", status=503)
 
 
-def create_exporter_app(monitor: Monitor, *, qr_token: str | None = None) -> web.Application:
-    """The exporter app. Its cleanup context runs `monitor` for the app's lifetime."""
+def create_exporter_app(
+    monitor: Monitor,
+    *,
+    qr_token: str | None = None,
+    hostnames: Iterable[str] = (),
+    throttle: TokenThrottle | None = None,
+) -> web.Application:
+    """The exporter app. Its cleanup context runs `monitor` for the app's lifetime.
+
+    `hostnames`: names the exporter is reached by besides localhost and loopback addresses (the
+    listen address, `--web.hostname`); `throttle`: of wrong bearer tokens (default 5 at once,
+    then one every 12 s per address)."""
     app = web.Application()
     app[MONITOR] = monitor
     app[QR_TOKEN] = qr_token or ""
+    app[LOCAL_NAMES] = frozenset(h.lower().strip("[]").rstrip(".") for h in hostnames if h)
+    app[THROTTLE] = throttle or TokenThrottle()
+    app[REFUSED] = AccessCounts()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WechatyCollector(monitor.snapshot, __version__))
+    registry.register(AccessCollector(app[REFUSED]))
+    app[REGISTRY] = registry
     app.router.add_get("/", handle_status_page)
     app.router.add_get("/metrics", metrics_handler(registry))
     app.router.add_get("/api/v1/bots", handle_bots)

@@ -120,7 +120,9 @@ def _qr_block(view: BotView, *, show_qr: bool, now: float) -> str:
     if not show_qr:
         return (
             '<div class="qr hidden"><p>A login QR is pending. It is shown only on the '
-            "exporter's own host (loopback) or to clients with the bearer token.</p></div>"
+            "exporter's own host (loopback, not through a proxy, under one of its own names: "
+            "localhost, its listen address or --web.hostname) or to clients with the bearer "
+            "token.</p></div>"
         )
     uri = segno.make(qr.qrcode, error="m").svg_data_uri(
         scale=10, border=4, dark="#000", light="#fff"
