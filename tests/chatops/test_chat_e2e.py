@@ -209,7 +209,7 @@ async def test_an_admin_runs_every_command(
         totp_secret=SECRET,
         # silence and restart need a code; the other dangerous ones a YES, so this test needs
         # only two codes (a code counts once: one per 30 s step)
-        security=(("unsilence", "confirm"), ("ack", "confirm"), ("rescue_off", "confirm")),
+        security=tuple((key, "confirm") for key in ("unsilence", "ack", "rescue_off", "log")),
         restart=(("bob", ("sh", "-c", f"echo restarted bob; touch {marker}")),),
         log_files=(("bob", (exporter_logs.path("bob"),)),),
         alertmanager_url=real_alertmanager.url,
@@ -272,9 +272,13 @@ async def test_an_admin_runs_every_command(
         assert text.endswith("\nrestarted bob")
         assert marker.exists()
 
-        text = await ada.text("log bob 5")
+        # log: dangerous too (a code, by default, with a TOTP secret; a YES here); the QR, a
+        # credential, does not reach the chat: `qr` sends it as an image, with its caption
+        assert await ada.text("log bob 5") == "Reply YES within 1 min to run: log bob 5"
+        text = await ada.text("YES")
         assert text.startswith("bob.log, last 5 lines:\n"), text
-        assert text.endswith(f"onScan: Waiting(2) - {bob_down}")
+        assert text.endswith("onScan: Waiting(2) - [QR redacted: use the qr command]"), text
+        assert bob_down.rpartition("/")[2].rstrip("=") not in text
 
         # ack: a silence that the bot ends once the alert resolved
         assert await ada.text("ack bob") == "Reply YES within 1 min to run: ack bob"
@@ -314,12 +318,13 @@ async def test_an_admin_runs_every_command(
 
     assert [count("restart", o) for o in ("no_code", "bad_code", "ok")] == [1, 1, 1]
     assert [count("rescue_off", o) for o in ("pending", "ok")] == [1, 1]
+    assert [count("log", o) for o in ("pending", "ok")] == [1, 1]
     assert count("help", "ok") == count("silence", "ok") == count("qr", "ok") == 1
     paused = ("wechaty_receiver_notifications_total", (("outcome", "paused"),))
     assert counts[paused] == 1
 
     audits = [r.getMessage() for r in caplog.records if r.name == "wechaty_exporter.audit"]
-    assert len(audits) == 17  # one per command, each YES included
+    assert len(audits) == 18  # one per command, each YES included
     assert "command=restart bot='bob' text='restart bob' outcome=ok detail='exit 0'" in audits[10]
     assert [r.levelname for r in caplog.records if "outcome=bad_code" in r.getMessage()] == [
         "WARNING"

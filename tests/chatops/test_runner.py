@@ -262,7 +262,10 @@ async def test_log_command(tmp_path: Path) -> None:
     write_lines(out, 1000)
     with out.open("a") as f:
         f.write("\x1b[31mERR\x1b[0m red line\n")
-    ctx, audits = make_ctx(settings=settings(log_files=(("bob", (out, err)),)), logs=LocalRunner())
+    log_files = (("bob", (out, err)),)  # log asks for YES by default: not what is tested here
+    ctx, audits = make_ctx(
+        settings=settings(log_files=log_files, security=(("log", "none"),)), logs=LocalRunner()
+    )
     reply = texts(await handle_message(ctx, ADA, "log bob 3", 100.0))
     assert reply.splitlines() == [
         "bob-out.log, last 3 lines:",

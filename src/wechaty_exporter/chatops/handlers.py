@@ -4,6 +4,7 @@ Each reply is a `chat/<command>.txt.j2` template in `ctx.messages`' language."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -16,6 +17,7 @@ from wechaty_exporter.chatops.model import (
     Sender,
     SilenceInfo,
 )
+from wechaty_exporter.chatops.redact import env_secrets, known_secrets, redact_lines
 from wechaty_exporter.chatops.texts import (
     alerts_text,
     clean_line,
@@ -232,6 +234,13 @@ async def _restart(
     return [Reply.of_text(text)], outcome, note
 
 
+def log_secrets(ctx: CommandContext) -> tuple[str, ...]:
+    """What `log` replies never show verbatim: the secrets the bot was given, its TOTP secret,
+    and the puppet token python-wechaty would read from the environment (a plugin bot's)."""
+    settings = ctx.settings
+    return known_secrets(*settings.known_secrets, settings.totp_secret, *env_secrets(os.environ))
+
+
 async def _log(
     ctx: CommandContext, sender: Sender, bots: tuple[str, ...], command: Command, now: float
 ) -> HandlerResult:
@@ -245,6 +254,8 @@ async def _log(
         base = {"file": "", "path": "", "lines": 0, "clipped": False, "error": "", "count": 0}
         return ctx.messages.render("chat/log.txt.j2", case=case, **{**base, **values})
 
+    # Whole lines are redacted before they are clipped: a cut token would match nothing.
+    secrets = log_secrets(ctx)
     for path in ctx.settings.log_paths(command.bot):
         try:
             lines, clipped = await ctx.logs.tail(path, command.lines)
@@ -253,7 +264,8 @@ async def _log(
             parts.append(say("cannot_read", path=str(path), error=exc.strerror or str(exc)))
             continue
         head = say("head", file=path.name, path=str(path), lines=len(lines), clipped=clipped)
-        parts.append("\n".join([head, *(clip(clean_line(x), MAX_LOG_LINE_CHARS) for x in lines)]))
+        shown = redact_lines((clean_line(x) for x in lines), secrets)
+        parts.append("\n".join([head, *(clip(x, MAX_LOG_LINE_CHARS) for x in shown)]))
     outcome: Outcome = "failed" if failed == len(parts) else "ok"
     replies = text_replies(ctx, "\n\n".join(parts))
     if len(replies) > MAX_LOG_MESSAGES:  # keep the end, where the news is

@@ -2,7 +2,7 @@
 
     commands:                    # inside `bot:` (peerbot/settings.py), the one place for them
       security:                    # per command: none | confirm | totp
-        restart: totp              # dangerous ones (restart, silence, unsilence, ack, rescue_off)
+        restart: totp              # dangerous: restart, silence, unsilence, ack, rescue_off, log
         log: confirm               # default to totp with a secret file, else confirm; others none
       totp_secret_file: /etc/wechaty-exporter/totp-secret   # base32, as the authenticator has it
       totp_max_failures: 5         # wrong or replayed codes per admin ...
@@ -51,7 +51,8 @@ COMMAND_KEYS = (
     "help", "status", "qr", "alerts", "silence", "silences", "unsilence", "ack", "restart", "log",
     "rescue_on", "rescue_off",
 )  # fmt: skip
-DANGEROUS = frozenset({"restart", "silence", "unsilence", "ack", "rescue_off"})
+# `log` too: a log can hold what no chat should (replies are redacted, chatops/redact.py).
+DANGEROUS = frozenset({"restart", "silence", "unsilence", "ack", "rescue_off", "log"})
 
 MAX_LOG_LINES = 200
 MIN_TOTP_SECRET_BYTES = 10  # 80 bits; RFC 4226 asks for 128, recommends 160
@@ -85,6 +86,9 @@ class CommandsSettings:
     ack_max: float = 86400.0
     reply_rate_limit: ReplyRateLimit = field(default_factory=ReplyRateLimit)
     max_reply_chars: int = 1800
+    # Not from the config: the secrets the bot holds (puppet token, receiver and exporter
+    # tokens), blanked out of `log` replies. Set by whoever starts the bot.
+    known_secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def policy(self, command: str) -> Policy:
         """The check before `command` runs: the override, else the default for its kind."""
