@@ -195,7 +195,7 @@ async def test_a_split_dm_whose_second_text_failed_resends_only_that_part(
     rest = [r["text"] for r in peer.accepted[1:]]
     assert rest, "the retry sent the rest"
     for i, was_sent in enumerate(delivered):
-        block = f"(bot{i})\nbot{i} "
+        block = f"(bot{i})\n> bot{i} "
         assert (block in part_one["text"]) is was_sent
         assert sum(block in text for text in rest) == (0 if was_sent else 1)
     assert rest[0].startswith(f"{12 - sum(delivered)} alerts firing: ")

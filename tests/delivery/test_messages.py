@@ -95,8 +95,8 @@ def test_a_generic_alert_in_chinese() -> None:
     zh = default_messages("zh")
     alert = decode_notification(payload("no_rescuer_firing")).alerts[0]
     assert generic_text(zh, alert, now=alert.starts_at + 180, tz=UTC) == (
-        "[告警] WechatyNoRescuer\nEvery bot of the duet is logged out\n"
-        "No peer bot can deliver a rescue QR; use another channel.\n"
+        "[告警] WechatyNoRescuer\n> Every bot of the duet is logged out\n"
+        "> No peer bot can deliver a rescue QR; use another channel.\n"
         "自 2026-11-25 01:01 UTC 起触发（3 分钟前）。"
     )
 

@@ -284,18 +284,18 @@ def test_back_online_text() -> None:
     [
         (
             "no_rescuer_firing",
-            "[FIRING] WechatyNoRescuer\nEvery bot of the duet is logged out\n"
-            "No peer bot can deliver a rescue QR; use another channel.\n"
+            "[FIRING] WechatyNoRescuer\n> Every bot of the duet is logged out\n"
+            "> No peer bot can deliver a rescue QR; use another channel.\n"
             "Firing since 2026-11-25 01:01 UTC (2 min ago).",
         ),
         (
             "no_rescuer_resolved",
-            "[RESOLVED] WechatyNoRescuer\nEvery bot of the duet is logged out\n"
+            "[RESOLVED] WechatyNoRescuer\n> Every bot of the duet is logged out\n"
             "Resolved after 24 s.",
         ),
         (
             "truncated",
-            "[FIRING] WechatyLogStale (bob)\nbob log stale\nFiring since 2026-11-25 01:01 UTC "
+            "[FIRING] WechatyLogStale (bob)\n> bob log stale\nFiring since 2026-11-25 01:01 UTC "
             "(2 min ago).",
         ),
     ],
@@ -306,7 +306,7 @@ def test_generic_texts(name: str, expected: str) -> None:
 
 def test_generic_text_carries_the_runbook_when_firing() -> None:
     text = generic_text(EN, _alert("firing"), now=STARTS_AT, tz=UTC)
-    assert "Runbook: https://github.com/" in text
+    assert "Runbook: hxxps[:]//github[.]com/" in text  # quoted alert text: no link
 
 
 def test_overlong_annotations_are_bounded() -> None:

@@ -193,9 +193,9 @@ async def test_grouped_alerts_each_go_to_their_bots_admins(make_rig: MakeRig) ->
         ("wxid_ops", "carol"),
     ]
     assert sent[0]["text"].startswith(
-        "2 alerts firing: bob, carol\n\n[FIRING] WechatyBotStateUnknown (bob)\nbob state unknown"
+        "2 alerts firing: bob, carol\n\n[FIRING] WechatyBotStateUnknown (bob)\n> bob state unknown"
     )
-    assert "\n\n[FIRING] WechatyBotStateUnknown (carol)\ncarol state unknown" in sent[0]["text"]
+    assert "\n\n[FIRING] WechatyBotStateUnknown (carol)\n> carol state unknown" in sent[0]["text"]
     assert sent[1]["text"].startswith("[FIRING] WechatyBotStateUnknown (carol)\n")
 
 

@@ -347,9 +347,12 @@ def test_payload_out_of_range_times_and_lone_surrogates() -> None:
     with pytest.raises(PayloadError, match="out of range"):
         decode_notification(json.dumps(doc).encode())
     doc = json.loads(REAL_PAYLOADS[0])
-    doc["alerts"][0]["labels"]["bot"] = "b\ud800ob"
+    doc["alerts"][0]["labels"]["instance"] = "b\ud800ob"
     doc["alerts"][0]["fingerprint"] = "\udfff"
     assert _texts(json.dumps(doc).encode()) == 1
+    doc["alerts"][0]["labels"]["bot"] = "b\ud800ob"  # no bot name: refused with its reason
+    with pytest.raises(PayloadError, match=r"labels\.bot: not a bot name"):
+        decode_notification(json.dumps(doc).encode())
 
 
 @pytest.mark.slow

@@ -1,9 +1,18 @@
 """Alertmanager webhook payload → validated alerts, and the text of every message about them (pure).
 
 Strict about what the receiver needs (version "4", the alerts list, each alert's status,
-labels.alertname, fingerprint and startsAt), tolerant of every field it does not read. Time is an
-argument; nothing here does I/O. Each text is a template (`templates`), rendered with the values
-built here; `dm_texts` puts the blocks of a notification group into one DM.
+labels.alertname, fingerprint and startsAt, and a `bot` label, when there is one, that is a bot
+name), tolerant of every field it does not read. Time is an argument; nothing here does I/O. Each
+text is a template (`templates`), rendered with the values built here; `dm_texts` puts the blocks
+of a notification group into one DM.
+
+Whoever can post to Alertmanager chooses an alert's annotations, so they are never shown as the
+receiver's own words: `alert_values` gives them as `chattext.quoted_text` (one line, no control or
+bidi character, links made inert, bounded), and the shipped templates print them after a quote
+marker ("> "). A resolved alert tells how long it lasted only when that is known: the receiver
+delivered its firing (`Alert.firing_seen`), or it is short enough for a notification Alertmanager
+sends alone (fired and resolved between two flushes of its group); a made-up or out-of-order
+startsAt does not become "back online (the alert lasted 331 d 5 h)".
 """
 
 from __future__ import annotations
@@ -20,10 +29,11 @@ from wechaty_exporter.delivery.chattext import MAX_TEXT_CHARS as MAX_TEXT_CHARS
 from wechaty_exporter.delivery.chattext import clip as clip
 from wechaty_exporter.delivery.chattext import format_duration as format_duration
 from wechaty_exporter.delivery.chattext import format_time as format_time
-from wechaty_exporter.delivery.chattext import pack
+from wechaty_exporter.delivery.chattext import pack, quoted_text
 from wechaty_exporter.delivery.chattext import split_text as split_text
 from wechaty_exporter.delivery.sandbox import clean_value
 from wechaty_exporter.delivery.templates import Messages
+from wechaty_exporter.settings import BOT_NAME
 
 Status = Literal["firing", "resolved"]
 
@@ -31,6 +41,11 @@ Status = Literal["firing", "resolved"]
 # the alert's bot is (deploy/prometheus/rules/wechaty.yml).
 NO_RESCUER = "WechatyNoRescuer"
 MAX_REASON_CHARS = 200  # of the logout reason WeChat gave, in a DM
+MAX_NAME_CHARS = 100  # of an alert name, in a DM
+# A resolved alert whose firing the receiver did not deliver: longer than this, its duration is
+# not believed (Alertmanager sends a resolved notification alone only for an alert that fired and
+# resolved between two flushes of its group: group_wait, group_interval).
+UNSEEN_MAX_LASTED = 3600.0
 
 # Alertmanager's webhook (version 4) stamps times with Go's RFC 3339 (up to nanoseconds); a zero
 # `endsAt` ("0001-01-01T00:00:00Z") means "not ended".
@@ -65,6 +80,7 @@ class Alert:
     ends_at: float | None
     fingerprint: str
     generator_url: str = ""
+    firing_seen: bool = False  # resolved: the receiver delivered this alert's firing (rescuer)
 
     @property
     def alertname(self) -> str:
@@ -87,6 +103,11 @@ class Alert:
     def resolved_key(self) -> str:
         """The dedupe key the resolved notification of this same alert has."""
         return dedupe_key(self.fingerprint, "resolved", self.starts_at_raw)
+
+    @property
+    def fired_key(self) -> str:
+        """The store record saying this alert's firing was delivered (kept longer than dedupe)."""
+        return dedupe_key(self.fingerprint, "fired", self.starts_at_raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +214,11 @@ def _alert(item: object, where: str) -> Alert:
     labels = _str_map(item.get("labels"), f"{where}.labels", required=True)
     if not labels.get("alertname"):
         raise PayloadError(f"{where}.labels.alertname: missing or empty")
+    bot = labels.get("bot")
+    if bot and not BOT_NAME.fullmatch(bot):  # it names an exporter URL path, store keys, a DM
+        raise PayloadError(
+            f"{where}.labels.bot: not a bot name (must match {BOT_NAME.pattern}), got {_show(bot)}"
+        )
     annotations = _str_map(item.get("annotations"), f"{where}.annotations", required=False)
     fingerprint = item.get("fingerprint")
     if not isinstance(fingerprint, str) or not fingerprint:
@@ -282,24 +308,39 @@ def _show(value: object) -> str:
 
 
 def alert_values(alert: Alert, *, now: float, tz: tzinfo, messages: Messages) -> dict[str, Any]:
-    """What the `alert` variable of a template holds (docs/configuration.md lists it)."""
-    ended = alert.ends_at if alert.ends_at is not None else now
+    """What the `alert` variable of a template holds (docs/configuration.md lists it).
+
+    `summary`, `description` and `runbook_url` are `quoted_text` (templates print them after a
+    quote marker); `lasted` is empty when the duration is not known (`lasted`)."""
     return {
-        "name": alert.alertname,
+        "name": quoted_text(alert.alertname, MAX_NAME_CHARS),
         "status": alert.status,
         "bot": alert.bot or "",
-        "summary": alert.summary.strip(),
-        "description": alert.annotations.get("description", "").strip(),
-        "runbook_url": alert.annotations.get("runbook_url", "").strip(),
+        "summary": quoted_text(alert.summary),
+        "description": quoted_text(alert.annotations.get("description", "")),
+        "runbook_url": quoted_text(alert.annotations.get("runbook_url", "")),
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
         "starts_at": format_time(alert.starts_at, tz),
         "ends_at": format_time(alert.ends_at, tz) if alert.ends_at is not None else "",
         "ago": messages.duration(now - alert.starts_at),
-        "lasted": messages.duration(ended - alert.starts_at),
+        "lasted": lasted(alert, now=now, messages=messages),
         "fingerprint": alert.fingerprint,
         "generator_url": alert.generator_url,
     }
+
+
+def lasted(alert: Alert, *, now: float, messages: Messages) -> str:
+    """How long `alert` lasted (until it ended, or now), or "" when that is not known: it ends
+    before it starts, or it resolved, its firing was not delivered here, and it is longer than a
+    notification Alertmanager sends alone can be (`UNSEEN_MAX_LASTED`)."""
+    ended = alert.ends_at if alert.ends_at is not None else now
+    span = ended - alert.starts_at
+    if span < 0:
+        return ""
+    if alert.status == "resolved" and not alert.firing_seen and span > UNSEEN_MAX_LASTED:
+        return ""
+    return messages.duration(span)
 
 
 def qr_command(bot: str) -> str:
@@ -410,7 +451,9 @@ def dm_texts(
             firing=sum(a.status == "firing" for a in alerts),
             resolved=sum(a.status == "resolved" for a in alerts),
             bots=list(dict.fromkeys(a.bot for a in alerts if a.bot)),
-            alertnames=list(dict.fromkeys(a.alertname for a in alerts)),
+            alertnames=list(
+                dict.fromkeys(quoted_text(a.alertname, MAX_NAME_CHARS) for a in alerts)
+            ),
             qr_bots=list(qr_bots),
         ),
         MAX_HEAD_CHARS,

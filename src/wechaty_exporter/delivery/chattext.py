@@ -1,7 +1,10 @@
-"""Chat text as an admin reads it: times, durations, and texts cut to fit one WeChat message."""
+"""Chat text as an admin reads it: times, durations, texts cut to fit one WeChat message, and
+text from outside (alert annotations) made inert: `quoted_text`."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -71,3 +74,39 @@ def split_text(text: str, limit: int) -> list[str]:
         lines += [line[i : i + limit] for i in range(0, len(line), limit)] or [""]
     chunks = ["\n".join(lines[i] for i in group) for group in pack(lines, limit)]
     return [c for c in chunks if c.strip()] or [""]
+
+
+# --- text from outside: shown as a quote, never as our own words or a link ----------------------
+
+MAX_QUOTED_CHARS = 398  # a quoted line: the quote marker "> " and this much text (400 in all)
+
+# Unicode format characters (Cf: bidi controls, zero-width joiners and spaces, the BOM, soft
+# hyphens, tags) change how text reads or hide what it is; controls (Cc) do not belong in a chat.
+_DROP = frozenset(("Cc", "Cf", "Cs", "Co"))
+_SPACES = re.compile(r"\s+")  # line breaks and every Unicode space: one plain space
+# What a chat client may turn into a link: a scheme ("https://", "weixin://"), and a dot between
+# a letter or digit and a letter, as in a host name ("evil.example", "www.x.cn").
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):/+")
+_HOST_DOT = re.compile(r"(?<=[^\W_])[.\uff0e](?=[^\W\d_])")
+
+
+def defang(text: str) -> str:
+    """Links in `text` made inert and still readable: 'https://evil.example/x' becomes
+    'hxxps[:]//evil[.]example/x' (the convention for quoting a suspect link)."""
+
+    def scheme(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name[:4].lower() == "http":
+            name = name[0] + "xx" + name[3:]
+        return f"{name}[:]//"
+
+    return _HOST_DOT.sub("[.]", _SCHEME.sub(scheme, text))
+
+
+def quoted_text(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """Text someone else wrote (an alert's annotations, a label) fit to be quoted in a DM: one
+    line, no control, format or bidi character, runs of spaces collapsed (it cannot push words
+    onto a line of their own), links made inert (`defang`), at most `limit` characters."""
+    spaced = _SPACES.sub(" ", text)  # first: a line break between two words stays a space
+    kept = "".join(c for c in spaced if unicodedata.category(c) not in _DROP)
+    return clip(defang(_SPACES.sub(" ", kept).strip()), limit)

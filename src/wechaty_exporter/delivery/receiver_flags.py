@@ -17,7 +17,7 @@ def parse_admin_flag(value: str) -> tuple[str, str]:
     bot, sep, contact = value.partition("=")
     if not sep or not bot or not contact:
         raise ValueError(f"--admin expects BOT=CONTACT, got {value!r}")
-    if not BOT_NAME.match(bot):
+    if not BOT_NAME.fullmatch(bot):
         raise ValueError(f"--admin {value!r}: bot name must match {BOT_NAME.pattern}")
     return bot, contact
 
@@ -60,7 +60,7 @@ def apply_receiver_flags(
             changes["exporter_url_set"] = True
     flagged: dict[str, list[str]] = {}
     for bot, contact in admins:
-        if not BOT_NAME.match(bot):
+        if not BOT_NAME.fullmatch(bot):
             errors.append(f"--admin {bot}={contact}: bot name must match {BOT_NAME.pattern}")
         elif contact not in flagged.setdefault(bot, []):
             flagged[bot].append(contact)

@@ -15,6 +15,12 @@ about it, naming the count and the bots, with a block per alert (the texts come 
 in `receiver.language`), and after it the QR image of each logged-out bot (`outgoing` assembles
 them). Dedupe stays per alert: a DM's text settles the message id of every alert it speaks for,
 so a retry of a group that went out in part sends only the alerts, and the QRs, not yet accepted.
+
+A firing delivered is also remembered (its `fired_key`) for `FIRED_MEMORY`, longer than dedupe:
+its resolved notification then tells how long it lasted. A resolved alert whose firing was not
+delivered here (Alertmanager delivered out of order, or sent the resolved alone) is told without
+a duration it cannot vouch for (`alerts.lasted`); it settles only its own key, so a later firing
+with a newer startsAt is a new alert and is delivered.
 """
 
 from __future__ import annotations
@@ -23,10 +29,16 @@ import contextlib
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from wechaty_exporter.delivery.alerts import NO_RESCUER, Alert, Notification, login_test_text
+from wechaty_exporter.delivery.alerts import (
+    NO_RESCUER,
+    Alert,
+    Notification,
+    dedupe_key,
+    login_test_text,
+)
 from wechaty_exporter.delivery.exporter_client import ExporterError, PendingQr, QrSource
 from wechaty_exporter.delivery.guard_settings import RateLimitSettings
 from wechaty_exporter.delivery.keylock import KeyLock
@@ -75,6 +87,7 @@ class Outcome(Enum):
 
 
 RETRYABLE = (Outcome.RATE_LIMITED, Outcome.TRANSIENT_FAILURE)  # answered 503: a retry may pass
+FIRED_MEMORY = 35 * 86400.0  # how long a delivered firing is remembered for its resolved's text
 
 
 @dataclass(slots=True)
@@ -176,7 +189,7 @@ class Rescuer:
             for i, alert in enumerate(alerts):
                 early = self._screen(alert, live)
                 if early is None:
-                    live[alert.dedupe_key] = alert
+                    live[alert.dedupe_key] = self._with_history(alert)
                 else:
                     results[i] = early
             settled = await self._deliver_live(list(live.values())) if live else {}
@@ -187,8 +200,19 @@ class Rescuer:
                 if result.outcome is Outcome.DELIVERED:
                     done_at = self.clock()
                     self.store.mark_done(alert.dedupe_key, done_at + self.settings.dedupe_ttl)
+                    if alert.status == "firing":
+                        self.store.mark_done(alert.fired_key, done_at + FIRED_MEMORY)
                     self.metrics.delivery_delay.observe(max(0.0, done_at - alert.starts_at))
         return [(alert, results[i]) for i, alert in enumerate(alerts)]
+
+    def _with_history(self, alert: Alert) -> Alert:
+        """A resolved `alert`, told whether its firing was delivered here (`Alert.firing_seen`)."""
+        if alert.status != "resolved":
+            return alert
+        now = self.clock()
+        firing_key = dedupe_key_of(alert, "firing")
+        seen = self.store.is_done(alert.fired_key, now) or self.store.is_done(firing_key, now)
+        return replace(alert, firing_seen=seen)
 
     def _screen(self, alert: Alert, live: Mapping[str, Alert]) -> BatchResult | None:
         """What becomes of `alert` without a message, or None when it is to be delivered."""
@@ -416,6 +440,11 @@ class Rescuer:
 
 def _always(bot: str) -> bool:
     return True
+
+
+def dedupe_key_of(alert: Alert, status: str) -> str:
+    """The dedupe key of `alert`'s notification with `status` (same fingerprint and startsAt)."""
+    return dedupe_key(alert.fingerprint, status, alert.starts_at_raw)
 
 
 def worst_of(results: Iterable[BatchResult]) -> BatchResult:

@@ -97,6 +97,7 @@ class PeerBot:
         self.messenger = _CurrentBot()
         self.running: RunningBot | None = None
         self.commands = commands
+        self.admin_pins: dict[str, dict[str, str]] = {}  # kept across reconnects (messenger.py)
 
     @property
     def ready(self) -> bool:
@@ -109,7 +110,7 @@ class PeerBot:
         await _probe(self.service.endpoint, min(self.start_timeout, 5.0))
         bot = new_bot(self.service, name=self.name)
         self.self_log.follow(bot)
-        messenger = WechatyMessenger(bot, timeout=self.send_timeout)
+        messenger = WechatyMessenger(bot, timeout=self.send_timeout, pins=self.admin_pins)
         commands = self.commands
         if commands is not None:  # replies go through the bot that received the message
             compat.on_text_message(bot, lambda text: commands.on_text(text, messenger))

@@ -2,8 +2,16 @@
 
 `WechatyMessenger` sends an admin a text or a PNG through a running bot's puppet service. Who the
 admin is comes from `--admin BOT=CONTACT`: CONTACT is matched exactly against every contact's id,
-then weixin, then alias, then name; a tie at the deciding level is refused rather than guessed,
-since the image is a login credential. Resolutions are cached per logged-in account.
+then weixin, then alias, then name. A tie at the deciding level goes to the one contact among
+them who is the bot's friend (an admin the bot can DM is one; a stranger met in a group who took
+the admin's display name is not); any other tie is refused rather than guessed, since the image
+is a login credential, and logged as an error saying how to fix the config. Resolutions are
+cached per logged-in account.
+
+A display name is anyone's to copy, so an admin found by name is pinned: the contact id it
+resolved to is kept for that account for the messenger's life (a warning says so, once, and
+names the id to configure instead). A stranger who takes the name later can then neither receive
+the admin's messages nor make the name ambiguous and every delivery fail.
 
 Traps behind the shape of this module (see also `wechaty_compat`):
 
@@ -285,14 +293,27 @@ async def start_bot(
 
 def match_contacts(contacts: Iterable[ContactRecord], query: str) -> list[ContactRecord]:
     """The contacts `query` names: exact id, else weixin, else alias, else name matches."""
+    return _match(contacts, query)[1]
+
+
+def _match(contacts: Iterable[ContactRecord], query: str) -> tuple[str, list[ContactRecord]]:
+    """`match_contacts`, and the field that decided ("" when nothing matched)."""
     pool = list(contacts)
     if not query:
-        return []
+        return "", []
     for field in ("id", "weixin", "alias", "name"):
         found = [c for c in pool if getattr(c, field) == query]
         if found:
-            return found
-    return []
+            return field, found
+    return "", []
+
+
+def break_tie(found: list[ContactRecord]) -> ContactRecord | None:
+    """The one contact `found` means: the only one, or the only friend among several."""
+    if len(found) == 1:
+        return found[0]
+    friends = [c for c in found if c.friend]
+    return friends[0] if len(friends) == 1 else None
 
 
 class WechatyMessenger:
@@ -300,12 +321,22 @@ class WechatyMessenger:
 
     name = "wechaty"
 
-    def __init__(self, bot: Wechaty, *, timeout: float = 15.0, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        bot: Wechaty,
+        *,
+        timeout: float = 15.0,
+        concurrency: int = 16,
+        pins: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        """`pins` (account → display name → contact id) may be shared by the messengers of
+        successive connections of one bot, so a reconnect keeps what was pinned."""
         self._bot = bot
         self._timeout = timeout
         self._concurrency = concurrency
         self._resolved: dict[str, str] = {}
         self._resolved_for: str | None = None
+        self._pinned = pins if pins is not None else {}  # account → display name → contact id
 
     async def send_text(self, to: str, text: str, *, bot: str) -> None:
         if not text:
@@ -331,19 +362,31 @@ class WechatyMessenger:
             raise DeliveryError("the bot is not logged in to WeChat", transient=True)
         if user != self._resolved_for:
             self._resolved, self._resolved_for = {}, user
+        pinned = self._pinned.setdefault(user, {})
+        if to in pinned:
+            return pinned[to]
         if to in self._resolved:
             return self._resolved[to]
         try:
             async with asyncio.timeout(self._timeout):
-                contact_id = await self._lookup(to)
+                contact_id, field = await self._lookup(to)
         except DeliveryError:
             raise
         except _TRANSIENT as exc:
             raise _transient("looking up contacts", exc) from exc
-        self._resolved[to] = contact_id
+        if field == "name":
+            pinned[to] = contact_id
+            log.warning(
+                "admin %r is named by display name, which anyone can take: pinned to contact %s"
+                " for this account; configure the admin as %s (or its weixin) instead",
+                to, contact_id, contact_id,
+            )  # fmt: skip
+        else:
+            self._resolved[to] = contact_id
         return contact_id
 
-    async def _lookup(self, to: str) -> str:
+    async def _lookup(self, to: str) -> tuple[str, str]:
+        """The contact id `to` names, and the field that decided ("id", ..., "name")."""
         # An id costs one ContactPayload; anything else means reading every contact.
         try:
             record = await compat.contact_record(self._bot, to)
@@ -352,20 +395,29 @@ class WechatyMessenger:
                 raise
         else:
             if record.id == to:
-                return to
-        found = match_contacts(await self._directory(), to)
+                return to, "id"
+        field, found = _match(await self._directory(), to)
         if not found:
             raise DeliveryError(
                 f"no contact of the bot matches {to!r} (by id, weixin, alias or name)",
                 transient=False,
             )
-        if len(found) > 1:
+        chosen = break_tie(found)
+        if chosen is None:
             ids = ", ".join(sorted(c.id for c in found))
-            raise DeliveryError(
-                f"{to!r} matches {len(found)} contacts ({ids}); name the admin by id or weixin",
-                transient=False,
+            reason = (
+                f"{to!r} matches {len(found)} contacts by {field} ({ids}); none can be told"
+                " from the others, so nothing is sent to any: name the admin by id or weixin"
             )
-        return found[0].id
+            log.error("admin contact: %s", reason)
+            raise DeliveryError(reason, transient=False)
+        if len(found) > 1:
+            others = ", ".join(sorted(c.id for c in found if c is not chosen))
+            log.warning(
+                "admin %r: %s is the bot's friend, %s with the same %s are not: %s is used",
+                to, chosen.id, others, field, chosen.id,
+            )  # fmt: skip
+        return chosen.id, field
 
     async def _directory(self) -> list[ContactRecord]:
         ids = await compat.contact_ids(self._bot)
