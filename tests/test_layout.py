@@ -21,7 +21,8 @@ SRC = Path(wechaty_exporter.__file__).parent
 MAX_LINES = 600
 
 # What each wing (or top-level module) may import of ours, besides itself.
-PRIMITIVES = {"settings", "qrimage", "__init__"}  # import no wing; every wing may use them
+# Import no wing:
+PRIMITIVES = {"settings", "qrimage", "webconfig", "webserver", "privatefiles", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     "logs": set(),  # the pure core stands alone
     "exporter": {"logs"} | PRIMITIVES,
@@ -30,6 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "peerbot": {"chatops", "delivery", "logs"} | PRIMITIVES,  # logs: the self-log line format
     "settings": set(),
     "qrimage": set(),
+    "privatefiles": set(),  # files that hold login QRs: 0700 dirs, 0600 files, no links
+    "webconfig": {"settings"},  # --web.config.file: TLS and basic auth for every HTTP server
+    "webserver": {"settings"},  # header deadline and connection cap for every HTTP server
     "environment": set(),  # flags from the environment, for the CLI
     "__init__": set(),
     "config": {"settings", "exporter.settings", "delivery.settings", "peerbot.settings"},

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="file holding a bearer token that lets non-loopback clients fetch login QRs",
     )
+    _add_web_config(serve)
+    serve.add_argument(
+        "--web.hostname", dest="hostnames", action="append", default=[], metavar="NAME",
+        help="a name this exporter is reached by (the Host header), besides its listen address "
+        "and localhost: requests naming another host get no login QR (DNS rebinding); repeat",
+    )  # fmt: skip
+    _add_web_limits(serve)
     serve.add_argument(
         "--no-inotify",
         action="store_true",
@@ -164,6 +171,28 @@ def _add_log_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_common(dialects)
 
 
+def _add_web_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--web.config.file", dest="web_config_file", metavar="FILE",
+        help="TLS, basic auth and headers for the HTTP server, in the exporter-toolkit's web "
+        "config format; re-read when it changes (docs/operations.md)",
+    )  # fmt: skip
+
+
+def _add_web_limits(p: argparse.ArgumentParser) -> None:
+    """What slow clients may hold of a server (webserver.py)."""
+    p.add_argument(
+        "--web.read-header-timeout", dest="read_header_timeout", metavar="DURATION",
+        help="close a connection that has not sent a whole request head this long after "
+        "connecting or starting it (default: 10s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--web.max-connections", dest="max_connections", metavar="N",
+        help="connections kept open; past it the oldest half-open or idle one is closed "
+        "(default: 512)",
+    )  # fmt: skip
+
+
 def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
     """Flags shared by `receiver` and `bot`: both deliver alerts to admins."""
     p.add_argument("--config", help="YAML config file")
@@ -171,6 +200,8 @@ def _add_delivery_flags(p: argparse.ArgumentParser, *, state_help: str) -> None:
         "--web.listen-address", dest="listen", metavar="HOST:PORT",
         help="where to serve HTTP (default: 127.0.0.1:9840)",
     )  # fmt: skip
+    _add_web_config(p)
+    _add_web_limits(p)
     p.add_argument(
         "--exporter-url", metavar="URL",
         help="the exporter to fetch QR codes from (default: http://127.0.0.1:9839)",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import socket
+import ssl
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wechaty_exporter.config import load_config
@@ -13,12 +17,23 @@ from wechaty_exporter.delivery.receiver_flags import apply_receiver_flags, parse
 from wechaty_exporter.delivery.settings import ReceiverSettings
 from wechaty_exporter.exporter.settings import ExporterSettings, apply_serve_flags
 from wechaty_exporter.peerbot.settings import BotSettings, apply_bot_flags
+from wechaty_exporter.privatefiles import private_dir
 from wechaty_exporter.settings import ConfigError, format_address, read_secret
+from wechaty_exporter.webconfig import guard, open_web_config
+from wechaty_exporter.webserver import (
+    GuardCollector,
+    GuardedRunner,
+    parse_limits,
+    set_default_limits,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 log = logging.getLogger("wechaty_exporter")
+
+
+_QR_PATH = re.compile(r"^/api/v1/bots/[^/]+/qr(\.png)?$")
 
 
 def _serve_settings(args: argparse.Namespace) -> ExporterSettings:
@@ -29,6 +44,7 @@ def _serve_settings(args: argparse.Namespace) -> ExporterSettings:
         listen=args.listen,
         state_dir=args.state_dir,
         qr_token_file=args.qr_token_file,
+        hostnames=getattr(args, "hostnames", None) or (),
     )
     if not settings.bots:
         raise ConfigError(["no logs to watch: give --log NAME=PATH or bots: in --config"], "serve")
@@ -46,13 +62,16 @@ def _listen(host: str, port: int) -> socket.socket:
         raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror or exc}") from exc
 
 
-async def _serve_exporter(app: web.Application, sock: socket.socket) -> None:
-    from aiohttp import web
+async def _serve_exporter(
+    app: web.Application, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    from wechaty_exporter.exporter.app import REGISTRY
 
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    runner = GuardedRunner(app, shutdown_timeout=5)  # webserver.py: slow clients
+    app[REGISTRY].register(GuardCollector(runner.guard, "wechaty_exporter"))
     await runner.setup()
     try:
-        await web.SockSite(runner, sock).start()
+        await runner.listen(sock=sock, ssl_context=ssl_context)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
@@ -63,38 +82,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from wechaty_exporter.exporter.app import create_exporter_app
     from wechaty_exporter.exporter.monitor import Monitor
 
+    _web_limits(args)
     settings = _serve_settings(args)
     token = (
         read_secret(settings.qr_token_file, "--web.qr-token-file")
         if settings.qr_token_file
         else None
     )
+    web_config = open_web_config(getattr(args, "web_config_file", None))
+    if settings.state_dir:  # refuse an unsafe state dir now, not at shutdown
+        private_dir(settings.state_dir)
     sock = _listen(settings.listen_host, settings.listen_port)
     monitor = Monitor(settings, use_inotify=not args.no_inotify)
-    app = create_exporter_app(monitor, qr_token=token)
+    app = create_exporter_app(
+        monitor, qr_token=token, hostnames=(*settings.hostnames, settings.listen_host)
+    )
+    tls = web_config.ssl_context if web_config else None
+    if web_config:  # a QR request carrying the bearer token is checked by its own handler
+        qr_checked = (lambda r: bool(_QR_PATH.match(r.path))) if token else None
+        guard(app, web_config, bearer_checked=qr_checked)
     host, port = sock.getsockname()[:2]
-    base = f"http://{format_address(host, port)}"
+    base = f"{'https' if tls else 'http'}://{format_address(host, port)}"
     for bot, paths in settings.bots:
         log.info("bot %s: %s", bot, ", ".join(paths))
     log.info(
         "serving on %s/ (status page), %s/metrics, %s/api/v1/bots; state dir: %s",
         base, base, base, settings.state_dir or "none (restarts recover from the logs' ends)",
     )  # fmt: skip
-    asyncio.run(until_signalled(_serve_exporter(app, sock), log))
+    asyncio.run(until_signalled(_serve_exporter(app, sock, tls), log))
     return 0
+
+
+def _web_limits(args: argparse.Namespace) -> None:
+    """`--web.read-header-timeout` and `--web.max-connections`, for every server started here."""
+    set_default_limits(
+        parse_limits(
+            getattr(args, "read_header_timeout", None), getattr(args, "max_connections", None)
+        )
+    )
 
 
 def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
     """`receiver` flags over the config file's `receiver:` section. Raises ConfigError."""
     config = getattr(args, "config", None)
     settings = (load_config(config).receiver if config else None) or ReceiverSettings()
-    return apply_receiver_flags(
-        settings,
-        listen=getattr(args, "listen", None),
-        exporter_url=getattr(args, "exporter_url", None),
-        admins=parse_admin_flags(getattr(args, "admins", None) or ()),
-        outbox=getattr(args, "outbox", None),
+    return _with_web_config(
+        apply_receiver_flags(
+            settings,
+            listen=getattr(args, "listen", None),
+            exporter_url=getattr(args, "exporter_url", None),
+            admins=parse_admin_flags(getattr(args, "admins", None) or ()),
+            outbox=getattr(args, "outbox", None),
+        ),
+        args,
     )
+
+
+def _with_web_config(settings: ReceiverSettings, args: argparse.Namespace) -> ReceiverSettings:
+    """`--web.config.file`, for the receiver (and the bot's) to read when it starts."""
+    path = getattr(args, "web_config_file", None)
+    return replace(settings, web_config_file=Path(path)) if path else settings
 
 
 def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
@@ -104,6 +151,7 @@ def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
     `exporter_url`, `admins` (a list of BOT=CONTACT strings), `self_log`, `state_dir`."""
     config = getattr(args, "config", None)
     settings = (load_config(config).bot if config else None) or BotSettings()
+    settings = replace(settings, receiver=_with_web_config(settings.receiver, args))
     return apply_bot_flags(
         settings,
         listen=getattr(args, "listen", None),
@@ -117,10 +165,12 @@ def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
 def cmd_receiver(args: argparse.Namespace) -> int:
     from wechaty_exporter.delivery.main import run_receiver_cli
 
+    _web_limits(args)
     return run_receiver_cli(receiver_settings_from_args(args), args.state_dir)
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
     from wechaty_exporter.peerbot.main import run_bot_cli
 
+    _web_limits(args)
     return run_bot_cli(bot_settings_from_args(args))

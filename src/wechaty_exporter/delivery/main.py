@@ -18,11 +18,17 @@ from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.messengers.apprise import AppriseMessenger
 from wechaty_exporter.delivery.messengers.outbox import OutboxMessenger
 from wechaty_exporter.delivery.messengers.webhook import WebhookMessenger
-from wechaty_exporter.delivery.receiver import METRICS, create_receiver_app
+from wechaty_exporter.delivery.receiver import METRICS, REGISTRY, create_receiver_app
 from wechaty_exporter.delivery.refresh import QrRefresher
-from wechaty_exporter.delivery.settings import ReceiverSettings, missing_exporter_problems
+from wechaty_exporter.delivery.settings import (
+    ReceiverSettings,
+    missing_exporter_problems,
+    open_listen_problem,
+)
 from wechaty_exporter.delivery.store import DeliveryStore
 from wechaty_exporter.settings import ConfigError, format_address
+from wechaty_exporter.webconfig import guard, open_web_config
+from wechaty_exporter.webserver import GuardCollector, GuardedRunner
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,10 @@ async def serve_receiver(
     missing = missing_exporter_problems(settings.missing_exporters())
     if missing:
         raise ConfigError(missing, "receiver")
+    web_config = open_web_config(settings.web_config_file)
+    unguarded = open_listen_problem(settings, web=web_config.config if web_config else None)
+    if unguarded is not None:  # beyond loopback without auth: refuse to start
+        raise ConfigError([unguarded], "receiver")
     own_messenger = messenger is None
     if state_dir is None:
         if (
@@ -118,11 +128,14 @@ async def serve_receiver(
             sleep=asyncio.sleep,
             rescue_enabled=rescue_enabled,
         )
+        if web_config is not None:  # with `auth` bearer, /alerts and /commands check it
+            guard(app, web_config, bearer_checked=_bearer_checked(settings))
         refreshing = asyncio.create_task(refresher.run(), name="qr-refresh")
-        runner = web.AppRunner(app, access_log=None)
+        runner = GuardedRunner(app)  # webserver.py: header deadline, connection cap
+        app[REGISTRY].register(GuardCollector(runner.guard, "wechaty_receiver"))
         await runner.setup()
-        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
-        await site.start()
+        tls = web_config.ssl_context if web_config is not None else None
+        await runner.listen(host=settings.listen_host, port=settings.listen_port, ssl_context=tls)
         addresses = [_address(a) for a in runner.addresses]
         log.info(
             "receiver listening on %s, messenger %s, exporter %s, state %s",
@@ -145,6 +158,13 @@ async def serve_receiver(
         if own_messenger:
             await chosen.close()
         store.close()
+
+
+def _bearer_checked(settings: ReceiverSettings) -> Callable[[web.Request], bool] | None:
+    """The requests whose handler checks `receiver.auth`'s bearer token itself."""
+    if settings.auth is None or settings.auth.scheme != "bearer":
+        return None
+    return lambda request: request.method == "POST" and request.path in ("/alerts", "/commands")
 
 
 def _address(sockname: object) -> str:

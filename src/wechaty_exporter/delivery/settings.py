@@ -40,6 +40,12 @@
 
 Secrets are read from files at load time and never accepted as YAML literals.
 
+A receiver that listens beyond loopback needs `auth` (or a `--web.config.file` that asks every
+request for basic auth or a verified client certificate): whoever reaches POST /alerts decides
+what the admins are sent. `open_listen_problem` says why such settings must not start;
+`delivery.main.serve_receiver`, which every receiver and peer bot starts through, refuses them
+before it binds.
+
 With `exporters` and no `exporter_url` set (in the file or by `--exporter-url`), there is no
 default exporter: every bot in `admins` must be listed, or loading fails naming the bot (so does
 `receiver_flags.apply_receiver_flags`, for bots `--admin` adds); a bot reached only through
@@ -48,11 +54,13 @@ default exporter: every bot in `admins` must be listed, or loading fails naming 
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechaty_exporter.delivery.guard_settings import (
     AuthSettings,
@@ -78,6 +86,9 @@ from wechaty_exporter.settings import (
     parse_listen_address,
     parse_secret_file,
 )
+
+if TYPE_CHECKING:
+    from wechaty_exporter.webconfig import WebConfig
 
 DEFAULT_LISTEN_HOST = "127.0.0.1"
 DEFAULT_LISTEN_PORT = 9840
@@ -127,6 +138,7 @@ class ReceiverSettings:
     qr_refresh: QrRefreshSettings = field(default_factory=QrRefreshSettings)
     language: str = DEFAULT_LANGUAGE  # of every message and chat reply (templates.LANGUAGES)
     templates_dir: Path | None = None  # replacements for the shipped templates
+    web_config_file: Path | None = None  # --web.config.file: TLS and basic auth (webconfig)
     templates: TemplateSet = field(default_factory=shipped_templates, repr=False, compare=False)
 
     @property
@@ -253,6 +265,41 @@ def parse_receiver_settings(
     if len(errors) > before:
         return None
     return replace(ReceiverSettings(), **changes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """`host` (a listen address's) is this machine only: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # any other name may resolve to an address others reach
+        return False
+
+
+def open_listen_problem(
+    settings: ReceiverSettings, where: str = "receiver", web: WebConfig | None = None
+) -> str | None:
+    """Why `settings` must not start: listening beyond loopback with neither `auth` nor a web
+    config (`web`, `--web.config.file`) that guards every request (None: fine)."""
+    if settings.auth is not None or is_loopback_host(settings.listen_host) or _guards(web):
+        return None
+    return (
+        f"{where}.listen_address {settings.listen_address} is reachable from other hosts and"
+        f" {where}.auth is not set: anyone who reaches it could have your admins sent whatever"
+        f" they post. Set {where}.auth (bearer_token_file: FILE holding the token Alertmanager"
+        " sends, in alertmanager.yml webhook_configs.http_config.authorization.credentials_file;"
+        f" or basic: {{username, password_file}}; or basic_auth_users in --web.config.file), or"
+        " listen on loopback (127.0.0.1:PORT)"
+    )
+
+
+def _guards(web: WebConfig | None) -> bool:
+    """`web` asks every request for basic auth or for a client certificate it verifies."""
+    if web is None:
+        return False
+    verified = web.tls is not None and web.tls.verify_mode == ssl.CERT_REQUIRED
+    return bool(web.users) or verified
 
 
 def missing_exporter_problems(bots: Iterable[str], where: str = "receiver") -> list[str]:
