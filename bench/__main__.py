@@ -3,6 +3,7 @@
 bash bench/run.sh            # the full run (about 10 minutes), writes the report
 bash bench/run.sh --smoke    # seconds: tiny sizes, only checks that every benchmark works
 bash bench/run.sh --only replay,latency --out /tmp/b.md
+bash bench/run.sh --only replay,follow --merge   # rerun two sections of docs/BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import b_coldstart, b_e2e, b_footprint, b_latency, b_receiver, b_replay, b_scrape
+from bench import (
+    b_coldstart,
+    b_e2e,
+    b_follow,
+    b_footprint,
+    b_latency,
+    b_receiver,
+    b_replay,
+    b_scrape,
+)
 from bench.common import FULL, REPO, SMOKE, Context, Result, load1, machine_info
-from bench.report import write_plot, write_report
+from bench.report import merge_report, write_plot, write_report
 
 BENCHMARKS = {
     "replay": b_replay.run,
+    "follow": b_follow.run,
     "latency": b_latency.run,
     "coldstart": b_coldstart.run,  # also footprint (a): peak RSS after the 1 GB cold start
     "footprint": b_footprint.run,
@@ -37,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report (default docs/BENCHMARKS.md; smoke: tmp)")
     parser.add_argument("--plot", type=Path, help="PNG (default docs/benchmarks-latency.png)")
     parser.add_argument("--tmp", type=Path, help="scratch directory (default: a new one in /tmp)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those benchmarks' sections and summary rows in the report "
+        "instead of writing a report of them alone",
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(BENCHMARKS)
@@ -76,9 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         command += f" --only {args.only}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_plot(results, plot)
-    write_report(results, machine, command, sizes, out, plot)
-    log(f"wrote {out} and {plot}")
+    if args.merge and out.exists():
+        command += " --merge"
+        merge_report(results, machine, command, out)
+        log(f"merged into {out} (the plot stays the full run's)")
+    else:
+        write_plot(results, plot)
+        write_report(results, machine, command, sizes, out, plot)
+        log(f"wrote {out} and {plot}")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

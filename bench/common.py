@@ -49,6 +49,10 @@ class Sizes:
     scrape_requests: int
     receiver_alerts: int
     e2e_rescues: int
+    follow_lines_per_second: int = 2000
+    follow_seconds: float = 20.0
+    follow_tick: float = 0.01  # seconds between the writer's bursts
+    follow_repeats: int = 3
 
 
 FULL = Sizes(
@@ -82,6 +86,9 @@ SMOKE = Sizes(
     scrape_requests=30,
     receiver_alerts=5,
     e2e_rescues=1,
+    follow_lines_per_second=200,
+    follow_seconds=1.0,
+    follow_repeats=1,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def write_report(
         "bash bench/run.sh                # this report and the plot (about 10 minutes)",
         "bash bench/run.sh --smoke        # seconds: only checks that every benchmark still runs",
         "bash bench/run.sh --only replay,latency --out /tmp/b.md   # a subset, elsewhere",
+        "bash bench/run.sh --only replay,follow --merge   # rerun those sections of this report",
         "```",
         "",
         "Generated logs go to a temporary directory (the 1 GiB one too) and are deleted at the "
@@ -106,3 +108,47 @@ def write_report(
     if history.exists():
         lines += [history.read_text().rstrip(), ""]
     out.write_text("\n".join(lines))
+
+
+def merge_report(results: list[Result], machine: dict[str, str], command: str, out: Path) -> None:
+    """Rerun sections into an existing report: each benchmark's section and its summary rows are
+    replaced (or added), with a line saying when, by what and under which load they were
+    measured; every other section stays as the full run wrote it."""
+    text = out.read_text()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = machine.get("load average (1 min) before / after", "?")
+    stamp = (
+        f"*Rerun by `{command}` on {now} (load average before / after {load}, "
+        f"{machine.get('duration', '?')}); the rest of this report is from the full run.*"
+    )
+    head, *sections = re.split(r"\n(?=## )", text)
+    titled = {s.split("\n", 1)[0][3:].strip(): s for s in sections}
+    order = [s.split("\n", 1)[0][3:].strip() for s in sections]
+    for r in results:
+        body = "\n".join([f"## {r.title}", "", stamp, "", *r.body, ""])
+        if r.title not in titled:
+            at = next((i for i, t in enumerate(order) if t.startswith("Performance work")), None)
+            order.insert(len(order) if at is None else at, r.title)
+        titled[r.title] = body
+    summary = titled.get("Summary", "")
+    rows = summary.split("\n")
+    for r in results:
+        for what, goal, got, met in r.goals:
+            mark = {True: "met", False: "**missed**", None: "–"}[met]
+            row = f"| {what} | {goal} | {got} | {mark} |"
+            found = [i for i, line in enumerate(rows) if line.startswith(f"| {what} |")]
+            if found:
+                rows[found[0]] = row
+            else:
+                last = max(i for i, line in enumerate(rows) if line.startswith("|"))
+                rows.insert(last + 1, row)
+    if summary:
+        titled["Summary"] = "\n".join(rows)
+    history = BENCH / "HISTORY.md"
+    if history.exists():  # the hand-measured history, as write_report appends it
+        text = history.read_text().rstrip() + "\n"
+        title = text.split("\n", 1)[0][3:].strip()
+        if title not in titled:
+            order.append(title)
+        titled[title] = text
+    out.write_text("\n".join([head, *[titled[t].rstrip("\n") + "\n" for t in order]]))

@@ -17,6 +17,7 @@ SECTIONS = [
     "## 5. Scrape",
     "## 6. Receiver",
     "## 7. End to end",
+    "## 8. Following a live log",
 ]
 
 

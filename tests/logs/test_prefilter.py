@@ -38,6 +38,8 @@ EXTRA = [
     "10:00:00 \x1b[32mINFO\x1b[39m Event\x1b[0mLogger scan: https://login.weixin.qq.com/l/x,2,",
     "2026-11-25 09:00:00,000 - Wechaty - INFO - receive message <Message#Text[]\thi>",
     "2026-11-25 09:00:00,000 - Wechaty - ERRORS - x",
+    "2026-11-25 09:00:00,000 - Wechaty - FATAL - boom",
+    "2026-11-25 09:00:00,000 - Wechaty - CRITICAL - boom",
     '2026-11-25T09:00:00.000+08:00 INFO wechaty-exporter login {"user":"B"}',
     "2026-11-25T09:00:00Z INFO wechaty-exporter logout {}",
     "10:00:01 INFO WechatyPluginContrib QRCodeTerminal Login QR Code Status: Waiting(2)",
@@ -127,6 +129,8 @@ def physical_line(draw: st.DrawFn) -> str:
         line = json.dumps(fields, ensure_ascii=ascii_only, separators=separators)
         if draw(st.integers(0, 3)) == 0:  # a second "message" key: json.loads keeps the last
             line = line[:-1] + ',"message":"10:00:00 INFO X Contact<Bob> login"}'
+        if draw(st.integers(0, 3)) == 0:  # capitals (and so every keyword) as \u escapes
+            line = re.sub("[A-Z]", lambda m: f"\\u{ord(m.group()):04x}", line)
     for _ in range(draw(st.integers(0, 2))):
         line = draw(st.sampled_from(WRAPPERS)) + line
     for _ in range(draw(st.integers(0, 2))):

@@ -448,6 +448,10 @@ def block(draw: st.DrawFn) -> bytes:
             line = draw(st.sampled_from(LINES))[: draw(st.integers(0, 60))]
         else:
             line = draw(st.text(max_size=20))
+        if draw(st.integers(0, 3)) == 0:  # an ANSI escape anywhere (rules read lines without)
+            at = draw(st.integers(0, len(line)))
+            escape = draw(st.sampled_from(["\x1b[0m", "\x1b]0;t\x07", "\x1b[", "\x1bM"]))
+            line = line[:at] + escape + line[at:]
         lines.append(line + draw(st.sampled_from(["", "", "\r"])))
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
     if data and draw(st.integers(0, 5)) == 0:

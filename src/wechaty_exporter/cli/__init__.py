@@ -8,15 +8,14 @@ Flags win over the environment, which wins over the config file.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from wechaty_exporter import environment
 from wechaty_exporter.cli.flags import build_parser
-from wechaty_exporter.cli.logtools import cmd_check_config, cmd_dialects, cmd_explain, cmd_replay
-from wechaty_exporter.cli.run import cmd_bot, cmd_receiver, cmd_serve
 from wechaty_exporter.settings import ConfigError
 
 
@@ -28,15 +27,26 @@ def _setup_logging(level: str) -> None:
     )
 
 
+# Subcommand → (module, function), imported only when run: `replay` must not pay for the HTTP
+# stack (aiohttp, prometheus_client's exposition) that `serve` and `receiver` import.
 COMMANDS = {
-    "serve": cmd_serve,
-    "replay": cmd_replay,
-    "check-config": cmd_check_config,
-    "explain": cmd_explain,
-    "dialects": cmd_dialects,
-    "receiver": cmd_receiver,
-    "bot": cmd_bot,
+    "serve": ("run", "cmd_serve"),
+    "replay": ("logtools", "cmd_replay"),
+    "check-config": ("logtools", "cmd_check_config"),
+    "explain": ("logtools", "cmd_explain"),
+    "dialects": ("logtools", "cmd_dialects"),
+    "receiver": ("run", "cmd_receiver"),
+    "bot": ("run", "cmd_bot"),
 }
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs subcommand `name`, its module imported now."""
+    module, function = COMMANDS[name]
+    found: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f"wechaty_exporter.cli.{module}"), function
+    )
+    return found
 
 
 def parse_args(
@@ -56,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     _setup_logging(args.log_level)
     try:
-        return COMMANDS[args.command](args)
+        return command(args.command)(args)
     except ConfigError as exc:
         print(f"wechaty-exporter {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""The commands that read logs and configs once: `replay`, `explain`, `dialects`, `check-config`."""
+"""The commands that read logs and configs once: `replay`, `explain`, `dialects`, `check-config`.
+
+Imports are made where they are needed: `replay` without a config imports neither the config
+machinery nor the HTTP stack, so it starts in a fraction of a second (docs/BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,23 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wechaty_exporter import __version__
-from wechaty_exporter.config import load_config
-from wechaty_exporter.exporter.settings import ExporterSettings
 from wechaty_exporter.settings import ConfigError
+
+if TYPE_CHECKING:
+    from wechaty_exporter.exporter.settings import ExporterSettings
+
+
+def _exporter_settings(config: str | None) -> ExporterSettings:
+    """The config's exporter section (defaults without a config)."""
+    if config:
+        from wechaty_exporter.config import load_config
+
+        return load_config(config).exporter
+    from wechaty_exporter.exporter.settings import ExporterSettings
+
+    return ExporterSettings()
 
 
 def _replay_targets(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -36,26 +52,30 @@ def _bot_named_by(path: str) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from wechaty_exporter.exporter.app import bot_document
-    from wechaty_exporter.exporter.collector import BotView, FileView, WechatyCollector
     from wechaty_exporter.logs.replay import replay_files
 
-    exporter = load_config(args.config).exporter if args.config else ExporterSettings()
     targets = _replay_targets(args)
-    states = replay_files(
-        targets,
-        qr_hosts=exporter.qr_hosts,
-        self_log_qr_bots=exporter.self_log_qr_bots,
-        dialects=exporter.dialect,
-    )
+    if args.config:
+        exporter = _exporter_settings(args.config)
+        states = replay_files(
+            targets,
+            qr_hosts=exporter.qr_hosts,
+            self_log_qr_bots=exporter.self_log_qr_bots,
+            dialects=exporter.dialect,
+            qr_shapes=exporter.qr_shapes,
+        )
+        dialect_name = exporter.dialect_name
+    else:  # the defaults (the built-in detection, `auto`, for every file): no config to load
+        states = replay_files(targets)
+        dialect_name = lambda bot, path: "auto"  # noqa: E731
+    from wechaty_exporter.exporter.collector import BotView, FileView
+
     views = [
         BotView(
             bot,
             state,
             tuple(
-                FileView(p, True, 0, 0, 0, 0, dialect=exporter.dialect_name(bot, p))
+                FileView(p, True, 0, 0, 0, 0, dialect=dialect_name(bot, p))
                 for b, p in targets
                 if b == bot
             ),
@@ -63,9 +83,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for bot, state in states.items()
     ]
     if args.format == "json":
+        from wechaty_exporter.exporter.app import bot_document
+
         doc = {"bots": [bot_document(v, with_qr=True) for v in views]}
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from wechaty_exporter import __version__
+        from wechaty_exporter.exporter.collector import WechatyCollector
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(WechatyCollector(lambda: views, __version__))
         sys.stdout.write(generate_latest(registry).decode())
@@ -87,7 +114,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from wechaty_exporter.logs.explain import Explainer, render_text, report
     from wechaty_exporter.logs.state import BotState
 
-    exporter = load_config(args.config).exporter if args.config else ExporterSettings()
+    exporter = _exporter_settings(args.config)
     configured = [bot for bot, _ in exporter.bots]
     if args.bot and args.config and args.bot not in configured:
         known = ", ".join(configured) or "none"
@@ -104,6 +131,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             exporter.qr_hosts,
             self_log_qr_only=who in exporter.self_log_qr_bots,
             dialect=exporter.dialect(who, path),
+            qr_shapes=exporter.qr_shapes,
         )
         with open(path, "rb") as f:
             now = os.fstat(f.fileno()).st_mtime
@@ -143,6 +171,8 @@ def cmd_dialects(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Exit 0 when the file is usable, 1 with every problem listed when it is not (as promtool
     and amtool do); 2 stays for usage errors."""
+    from wechaty_exporter.config import load_config
+
     try:
         config = load_config(args.file)
     except ConfigError as exc:

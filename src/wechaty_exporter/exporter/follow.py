@@ -25,6 +25,7 @@ from wechaty_exporter.exporter.files import (
     open_regular,
 )
 from wechaty_exporter.exporter.reader import Reader
+from wechaty_exporter.logs.replay import LineBlock
 
 # The tailer's logger, as before this code left tailer.py: log lines keep their logger name.
 log = logging.getLogger("wechaty_exporter.exporter.tailer")
@@ -47,10 +48,13 @@ class FileStats:
 
 @dataclass(frozen=True, slots=True)
 class Lines:
-    """Complete lines read from one path in one go; `cursor` is the position after them."""
+    """Complete lines read from one path in one go; `cursor` is the position after them.
+
+    `lines` is a `LineBlock` (bytes, decoded only if iterated) when read from the file, a list
+    for the last partial line of a rotated-away file."""
 
     path: str
-    lines: list[str]
+    lines: list[str] | LineBlock
     cursor: Cursor
     start_offset: int
     rotated: bool = False
@@ -311,7 +315,9 @@ class Follower:
                 )
             yield self._batch(reader, lines, start, rotated=rotated)
 
-    def _batch(self, reader: Reader, lines: list[str], start: int, *, rotated: bool) -> Lines:
+    def _batch(
+        self, reader: Reader, lines: list[str] | LineBlock, start: int, *, rotated: bool
+    ) -> Lines:
         self.stats.lines_read += len(lines)
         return Lines(self.path, lines, reader.cursor(), start, rotated)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from wechaty_exporter.exporter.files import FINGERPRINT_BYTES, Cursor, fingerprint
+from wechaty_exporter.logs.replay import LineBlock
 
 
 class CutCounter(Protocol):
@@ -77,10 +78,15 @@ class Reader:
         self.fp_len, self.fp_hex = len(head), hashlib.sha256(head).hexdigest()
         return False
 
-    def read(self, chunk: int, until: int) -> Iterator[tuple[list[str], int]]:
-        """Read in chunks up to at least `until` (or EOF); yield (lines, start offset) per chunk."""
+    def read(self, chunk: int, until: int) -> Iterator[tuple[LineBlock, int]]:
+        """Read in chunks up to at least `until` (or EOF); yield (lines, start offset) per chunk.
+
+        Each pread asks for what is known to be there (up to `chunk`), not a whole chunk: a
+        live file grows by a few KiB between two reads, and a 1 MiB buffer allocated and shrunk
+        on every wake-up costs more than the read."""
         while True:
-            data = os.pread(self.fd, chunk, self.read_pos)
+            want = min(chunk, max(until - self.read_pos, 4096))
+            data = os.pread(self.fd, want, self.read_pos)
             if not data:
                 return
             if self.fp_len < FINGERPRINT_BYTES and self.read_pos < FINGERPRINT_BYTES:
@@ -89,11 +95,13 @@ class Reader:
             lines, start = self._feed(data)
             if lines:
                 yield lines, start
-            if len(data) < chunk or self.read_pos >= until:
+            if len(data) < want or self.read_pos >= until:
                 return
 
-    def _feed(self, data: bytes) -> tuple[list[str], int]:
-        """Take the next bytes; return the lines they complete and where the first one began."""
+    def _feed(self, data: bytes) -> tuple[LineBlock, int]:
+        """Take the next bytes; return the lines they complete and where the first one began.
+
+        The lines stay bytes (a `LineBlock`) unless one of them must be cut at max_line."""
         limit = self.max_line
         start = self.offset
         last = data.rfind(b"\n")
@@ -106,7 +114,7 @@ class Reader:
                     self.stats.lines_cut += 1
                 else:
                     self.partial += data
-            return [], start
+            return LineBlock([], b""), start
         chunk_start = self.read_pos - len(data)
         lines: list[str] = []
         body_from = 0
@@ -125,13 +133,12 @@ class Reader:
                 lines.append(self.partial.decode("utf-8", "replace"))
             self.partial.clear()
             self.cut = False
+        block = b""
         if body_from <= last:
-            body = data[body_from:last]
-            pieces = body.split(b"\n") if len(body) > limit else None
-            if pieces is None or max(map(len, pieces)) <= limit:
-                lines.extend(body.decode("utf-8", "replace").split("\n"))
+            if last - body_from <= limit or not _has_long_line(data, body_from, last, limit):
+                block = data[body_from : last + 1] if body_from or last + 1 < len(data) else data
             else:
-                for piece in pieces:
+                for piece in data[body_from:last].split(b"\n"):
                     if len(piece) > limit:
                         piece = piece[:limit]
                         self.stats.lines_cut += 1
@@ -144,7 +151,7 @@ class Reader:
         else:
             self.partial += tail
         self.offset = chunk_start + last + 1
-        return lines, start
+        return LineBlock(lines, block), start
 
     def flush(self) -> list[str]:
         """The final partial line of a file nobody will write to any more (empty when none)."""
@@ -165,3 +172,19 @@ class Reader:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = -1
+
+
+def _has_long_line(data: bytes, start: int, end: int, limit: int) -> bool:
+    """Whether a line of data[start:end] (whole lines) is longer than `limit` bytes.
+
+    Such a line holds a whole window of (limit + 2) // 2 bytes of a grid over the range: only a
+    window without a newline is looked at closer."""
+    step = (limit + 2) // 2
+    for at in range(start, end, step):
+        if data.find(b"\n", at, min(at + step, end)) >= 0:
+            continue
+        line = data.rfind(b"\n", start, at) + 1 or start
+        stop = data.find(b"\n", at, end)
+        if (end if stop < 0 else stop) - line > limit:
+            return True
+    return False

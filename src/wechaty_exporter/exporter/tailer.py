@@ -9,11 +9,13 @@ Shape (after watchfiles' ``awatch``)::
 
 How files are followed
 ----------------------
-* Wake-ups come from inotify (watchdog's ``Observer``) on the parent directory of every path and
-  on the directory of a symlinked path's target. The observer thread only pokes the event loop;
-  all reading happens on the loop. A poll every ``poll_interval`` seconds re-checks every file
-  with one ``os.stat`` each (missed events, queue overflow, directories that appear later, NFS).
-  ``use_inotify=False`` polls only.
+* Wake-ups come from inotify (``watch.py``: one descriptor read on the event loop) on the parent
+  directory of every path and on the directory of a symlinked path's target; one wake-up takes
+  every event queued since the last. All reading happens on the loop. A busy log is read in
+  batches (over 500 lines/s; at 2,000 lines/s every 100 ms, ``GAP_PER_LINE``), a quieter one at
+  once. A poll every ``poll_interval`` seconds re-checks every file with one ``os.stat`` each
+  (missed events, queue overflow, directories that appear later, NFS). ``use_inotify=False``
+  polls only.
 * Rotation: the path now names another file (``stat(path)`` gives another device/inode than the
   open descriptor: rename + create, delete + recreate, symlink flipped) or names nothing
   (rename/delete without create). The old descriptor is drained first and its lines are yielded
@@ -63,17 +65,23 @@ inotify layer; ``files.py`` holds ``Cursor`` and ``open_regular``, shared with t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 from wechaty_exporter.exporter.files import Cursor
 from wechaty_exporter.exporter.follow import FileStats, Follower, Lines, Start, check_start
 from wechaty_exporter.exporter.watch import Watcher
 
 log = logging.getLogger(__name__)
+
+# A busy log is read in batches: when the files gave more than BUSY lines/s over the last
+# second, a pass that inotify woke is followed by the next one only GAP_PER_LINE seconds per
+# line/s later (at most MAX_GAP): at 2,000 lines/s, 10 passes a second instead of one per write,
+# so following a busy log costs less CPU per line than mtail's 250 ms poll (docs/BENCHMARKS.md,
+# benchmark 8). Below BUSY lines/s every write is read at once (detection in milliseconds).
+BUSY = 500.0
+GAP_PER_LINE = 50e-6
+MAX_GAP = 0.1
 
 
 class Tailer:
@@ -88,6 +96,7 @@ class Tailer:
         use_inotify: bool = True,
         read_chunk: int = 1 << 20,
         rotate_wait: float = 5.0,
+        max_gap: float = MAX_GAP,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be > 0")
@@ -96,6 +105,7 @@ class Tailer:
         if rotate_wait < 0:
             raise ValueError("rotate_wait must be >= 0")
         self._poll_interval = poll_interval
+        self._max_gap = max_gap
         self._use_inotify = use_inotify
         self.stats: dict[str, FileStats] = {path: FileStats() for path in starts}
         self._files = [
@@ -111,9 +121,8 @@ class Tailer:
             for i, (path, start) in enumerate(starts.items())
         ]
         self._by_path = {f.path: f for f in self._files}
-        self._lock = threading.Lock()
         self._pending: set[int] = set()
-        self._poke_scheduled = False
+        self._poked = False  # inotify woke the loop since the last pass
         self._relocated = False  # some file's watched paths changed since the last reconcile
         self._running = False
 
@@ -131,14 +140,13 @@ class Tailer:
         wake = asyncio.Event()
         watcher = self._start_watcher(loop, wake) if self._use_inotify else None
         stop_task = asyncio.ensure_future(stop.wait())
-        wake_task: asyncio.Future[Any] | None = None
+        stop_task.add_done_callback(lambda _: wake.set())
         next_poll = loop.time()
+        counted, count_since, gap = 0, next_poll, 0.0  # lines read since, and the gap they make
         try:
             while not stop.is_set():  # the first pass is full: it locates every file
                 wake.clear()
-                with self._lock:
-                    poked, self._pending = self._pending, set()
-                    self._poke_scheduled = False
+                poked, self._pending = self._pending, set()
                 now = loop.time()
                 full = now >= next_poll
                 if full:
@@ -146,9 +154,14 @@ class Tailer:
                     todo = self._files
                 else:
                     todo = [f for f in self._files if f.index in poked or f.draining]
+                if now - count_since >= 1.0:
+                    rate = counted / (now - count_since)
+                    gap = min(self._max_gap, rate * GAP_PER_LINE) if rate > BUSY else 0.0
+                    counted, count_since = 0, now
                 for f in todo:
                     try:
                         for batch in f.check(now):
+                            counted += len(batch.lines)
                             yield batch
                             if stop.is_set():
                                 return
@@ -166,19 +179,21 @@ class Tailer:
                 deadline = min(
                     [next_poll] + [close_at for f in self._files for _, close_at in f.draining]
                 )
-                if wake_task is None:
-                    wake_task = asyncio.ensure_future(wake.wait())
-                done, _ = await asyncio.wait(
-                    {stop_task, wake_task},
-                    timeout=max(0.0, deadline - loop.time()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if wake_task in done:
-                    wake_task = None
+                if not wake.is_set():  # one Event and one timer: cheap enough for every pass
+                    timer = loop.call_at(deadline, wake.set)
+                    await wake.wait()
+                    timer.cancel()
+                if self._poked and not stop.is_set():
+                    self._poked = False
+                    rest = now + gap - loop.time()
+                    if rest > 0:  # a busy file: let its writes pile up, then read them at once
+                        if watcher is not None:
+                            watcher.pause()  # the kernel merges the events meanwhile
+                        await asyncio.sleep(rest)
+                        if watcher is not None:
+                            watcher.resume()
         finally:
-            for task in (stop_task, wake_task):
-                if task is not None:
-                    task.cancel()
+            stop_task.cancel()
             if watcher is not None:
                 watcher.close()
             for f in self._files:
@@ -188,17 +203,13 @@ class Tailer:
     def _start_watcher(
         self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event
     ) -> Watcher | None:
-        def poke(indices: frozenset[int]) -> None:  # runs in the observer thread
-            with self._lock:
-                self._pending |= indices
-                if self._poke_scheduled:
-                    return
-                self._poke_scheduled = True
-            with contextlib.suppress(RuntimeError):  # the loop closed while the observer stopped
-                loop.call_soon_threadsafe(wake.set)
+        def poke(indices: frozenset[int]) -> None:  # runs on the loop, once per batch of events
+            self._pending |= indices
+            self._poked = True
+            wake.set()
 
         try:
-            return Watcher(poke)
+            return Watcher(loop, poke)
         except OSError as e:
             log.warning("inotify unavailable (%s); polling every %gs", e, self._poll_interval)
             return None

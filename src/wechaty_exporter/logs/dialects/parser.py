@@ -26,7 +26,7 @@ from datetime import tzinfo
 
 from wechaty_exporter.logs.dialects.brolog import BROLOG_RE, QRT_URL, brolog_events
 from wechaty_exporter.logs.dialects.context import DialectContext
-from wechaty_exporter.logs.dialects.prefilter import QUIET_RUN, QUIET_RUN_ESC
+from wechaty_exporter.logs.dialects.prefilter import CANDIDATES, QUIET_RUN, QUIET_RUN_ESC
 from wechaty_exporter.logs.dialects.pywechaty import PYTHON_RE, python_events
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
 from wechaty_exporter.logs.dialects.rules import Dialect, RuleMatcher
@@ -49,6 +49,7 @@ from wechaty_exporter.logs.events import Event
 __all__ = ["LineParser"]
 
 _JSON_MAX_PARTS = 1000  # lines of one pm2 JSON message that are parsed
+ANSI_BYTES_RE = re.compile(ANSI_RE.pattern.encode("ascii"))  # `strip`'s escapes, in UTF-8 bytes
 
 # What the wrapper loop found inside a line.
 _NONE, _BROLOG, _PYTHON, _SELF, _JSON = range(5)
@@ -85,7 +86,7 @@ def _brolog_family(head: str, m: re.Match[str]) -> str:
     return "brolog"
 
 
-def _valid_utf8(data: bytes, size: int) -> bool:
+def _valid_utf8(data: bytes | bytearray, size: int) -> bool:
     block = data[:size]
     if block.isascii():
         return True
@@ -96,7 +97,7 @@ def _valid_utf8(data: bytes, size: int) -> bool:
     return True
 
 
-def _long_line(data: bytes, start: int, end: int, max_chars: int) -> int:
+def _long_line(data: bytes | bytearray, start: int, end: int, max_chars: int) -> int:
     """The start of the first line in data[start:end] longer than `max_chars` bytes, else -1.
 
     A line that long holds a whole window of (max_chars + 2) // 2 bytes of a grid over the
@@ -127,11 +128,13 @@ class LineParser:
         *,
         self_log_qr_only: bool = False,
         dialect: Dialect | None = None,
+        qr_shapes: Sequence[str] | None = None,
     ) -> None:
         """`self_log_qr_only`: take login QRs only from self-log lines, which a chat message
         cannot forge; a Waiting scan of any plain-text dialect becomes a RejectedQr.
-        `dialect`: rules read before (or instead of) the built-in detection."""
-        self._ctx = DialectContext(allowed_qr_hosts, tz, self_log_qr_only)
+        `dialect`: rules read before (or instead of) the built-in detection.
+        `qr_shapes`: the login-QR shapes (None: `qr.DEFAULT_QR_SHAPES`)."""
+        self._ctx = DialectContext(allowed_qr_hosts, tz, self_log_qr_only, qr_shapes)
         self._pending_at: float | None = None  # a QRCodeTerminal Waiting line awaits its URL line
         self._pending_fresh = False  # ... and it was set by the current physical line
         self._rules = RuleMatcher(dialect) if dialect is not None else None
@@ -156,6 +159,8 @@ class LineParser:
             self._rules.lines += 1
         out: list[Event] = []
         self._line(line, now, None, True, out)
+        if out:  # what a forged line may have written becomes a Suspect (context.py)
+            out = self._ctx.vet(out, self.source, line)
         if out and self.spoken is None and self.source is not None:
             self.spoken = self.source.partition("/")[0]
         return out
@@ -166,7 +171,11 @@ class LineParser:
         return self._pending_at is not None or (self._rules is not None and self._rules.pending)
 
     def feed_block(
-        self, data: bytes, now: float, max_chars: int | None = None, end: int | None = None
+        self,
+        data: bytes | bytearray,
+        now: float,
+        max_chars: int | None = None,
+        end: int | None = None,
     ) -> list[Event]:
         """Events of every line of `data[:end]`, as if each line were fed in turn.
 
@@ -194,29 +203,24 @@ class LineParser:
             pos = stop + 1
         return out
 
-    def skipper(self, data: bytes, size: int, max_chars: int | None = None) -> Skip:
+    def skipper(self, data: bytes | bytearray, size: int, max_chars: int | None = None) -> Skip:
         """For `data[:size]` (whole lines): pos (a line start) → the end of the run of lines from
         there that provably yield no event and leave the parser unchanged (pos if none).
 
-        Built-in detection: the `prefilter` regex. A dialect's rules: its re2 prefilter finds
+        Built-in detection: `prefilter.CANDIDATES` finds the lines that may hold an event, the
+        others are skipped; a found line is skipped too when `QUIET_RUN` proves it chat. A
+        dialect's rules: its re2 prefilter finds
         the next line a rule could take (none: no skipping); with mode ``alongside`` the run
         must also be one the built-in prefilter skips. Nothing is skipped while an entry waits
         for its next line, in a block that is not valid UTF-8, or over a line longer than
         `max_chars` bytes (cut, it could read differently).
         """
         rules = self._rules
-        quiet = None
+        builtin: Skip | None = None
         if rules is None or not rules.dialect.instead:
-            quiet = (QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else QUIET_RUN).match
+            builtin = self._builtin_skipper(data, size)
         if rules is None:
-            assert quiet is not None
-
-            def builtin(pos: int) -> int:
-                if self._pending_at is not None:  # the next line completes or cancels it
-                    return pos
-                run = quiet(data, pos, size)
-                return run.end() if run is not None else pos
-
+            assert builtin is not None
             return builtin
         prefilter = rules.dialect.prefilter
         if prefilter is None or not _valid_utf8(data, size):
@@ -227,21 +231,61 @@ class LineParser:
             nonlocal hit
             if self._pending_at is not None or rules.pending:
                 return pos
-            if hit < pos:
-                m = prefilter.search(data, pos, size)
-                hit = size if m is None else data.rfind(b"\n", pos, m.start()) + 1 or pos
-                hit = max(hit, pos)
-            end = hit
-            if max_chars is not None and end - pos > max_chars:
-                long = _long_line(data, pos, end, max_chars)
+            start = pos
+            while True:
+                if hit < pos:
+                    m = prefilter.search(data, pos, size)
+                    hit = size if m is None else max(pos, data.rfind(b"\n", pos, m.start()) + 1)
+                if hit > pos:
+                    break
+                # A found line with an ANSI escape (the prefilter finds them all): skipped when,
+                # without its escapes (as the rules read it), the prefilter finds nothing in it.
+                stop = data.find(b"\n", pos, size)
+                if stop < 0 or data.find(b"\x1b", pos, stop) < 0:
+                    break
+                if max_chars is not None and stop - pos > max_chars:
+                    break
+                if prefilter.search(ANSI_BYTES_RE.sub(b"", data[pos:stop])) is not None:
+                    break
+                pos = stop + 1
+            end = max(hit, pos) if hit > pos else pos
+            if max_chars is not None and end - start > max_chars:
+                long = _long_line(data, start, end, max_chars)
                 if long >= 0:
                     end = long
-            if quiet is not None and end > pos:
-                run = quiet(data, pos, end)
-                end = run.end() if run is not None else pos
+            if builtin is not None and end > start:
+                end = min(end, builtin(start))
             return end
 
         return custom
+
+    def _builtin_skipper(self, data: bytes | bytearray, size: int) -> Skip:
+        """`skipper` for the built-in detection: up to the next line `CANDIDATES` finds (one
+        search per find, over the raw bytes), past each found line `QUIET_RUN` proves chat."""
+        search = CANDIDATES.search
+        quiet = (QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else QUIET_RUN).match
+        find, rfind = data.find, data.rfind
+        hit = -1  # the start of the next found line (none before it); size: none left
+
+        def builtin(pos: int) -> int:
+            nonlocal hit
+            if self._pending_at is not None:  # the next line completes or cancels it
+                return pos
+            while True:
+                if hit < pos:
+                    m = search(data, pos, size)
+                    hit = size if m is None else max(pos, rfind(b"\n", pos, m.start()) + 1)
+                if hit > pos:
+                    return hit
+                stop = find(b"\n", pos, size)  # a found line at pos: is it chat all the same?
+                if stop < 0:
+                    return pos
+                run = quiet(data, pos, stop + 1)
+                if run is None or run.end() <= pos:
+                    return pos
+                pos = run.end()
+
+        return builtin
 
     def _custom(
         self,

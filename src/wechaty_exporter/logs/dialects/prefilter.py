@@ -1,20 +1,55 @@
-"""The `LineParser.feed_block` prefilter: one regex that skips whole runs of eventless lines.
+"""The `LineParser.feed_block` prefilter: a whole-block search for the few lines that may hold an
+event, and one regex that proves a line eventless.
 
-tests/logs/test_prefilter.py checks that skipping them changes no event.
+`CANDIDATES` (google-re2, one DFA pass over a block of bytes) finds every place where a line could
+show one of the tokens without which the built-in detection yields nothing (`TOKENS`); the lines
+between two finds are skipped without being looked at. A line it finds is checked with
+`QUIET_RUN` (Python `re`, anchored at the line) and fed only when that cannot prove it chat.
+tests/logs/test_prefilter.py checks that skipping lines changes no event.
 """
 
 from __future__ import annotations
 
 import re
 
-from wechaty_exporter.logs.dialects.selflog import SELF_RE
+import re2
+
+from wechaty_exporter.logs.dialects.patterns import Regex
+from wechaty_exporter.logs.dialects.selflog import SELF_LOG_NAME, SELF_RE
 from wechaty_exporter.logs.dialects.structure import (
     DATE_WRAPPER_RE,
     MAX_WRAPPERS,
     PM2_CONSOLE_RE,
 )
 
-__all__ = ["QUIET_RUN", "QUIET_RUN_ESC"]
+__all__ = ["CANDIDATES", "QUIET_RUN", "QUIET_RUN_ESC", "TOKENS"]
+
+# Without one of these in a line (after its ANSI escapes are removed), the built-in detection
+# yields no event and leaves the parser as it was: `DIALECT_RE`'s brolog and python groups need
+# ERR (ERROR), EventLogger, QRCodeTerminal, "onScan: ", " Contact" (after "\S+ "), CRITICAL,
+# FATAL or "receive <"; a self-log line names the self-log; a pm2 JSON line can hide any of them
+# only in a \u escape (its other escapes write none of their characters).
+TOKENS = (
+    "ERR", "EventLogger", "QRCodeTerminal", "onScan: ", " Contact", "CRITICAL", "FATAL",
+    "receive <", SELF_LOG_NAME, "\\u",
+)  # fmt: skip
+# One ANSI escape as `structure.ANSI_RE` removes it, in bytes, within a line.
+_ESCAPE = rb"(?:\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\x5c)?|[@-Z\x5c-_]))"
+
+
+def _candidates() -> Regex:
+    """A token, with any ANSI escapes between its characters (they are removed before a line is
+    read), in a block of raw bytes (latin-1: any byte, valid UTF-8 or not)."""
+    tokens = [
+        (_ESCAPE + b"*").join(re.escape(bytes([c])) for c in token.encode("ascii"))
+        for token in TOKENS
+    ]
+    opts = re2.Options()
+    opts.encoding = re2.Options.Encoding.LATIN1
+    opts.never_capture = True
+    opts.log_errors = False
+    opts.max_mem = 64 << 20
+    return re2.compile(b"|".join(tokens), opts)
 
 
 def _quiet_run(esc: bool) -> re.Pattern[bytes]:
@@ -72,3 +107,6 @@ def _quiet_run(esc: bool) -> re.Pattern[bytes]:
 
 QUIET_RUN = _quiet_run(esc=False)
 QUIET_RUN_ESC = _quiet_run(esc=True)
+
+
+CANDIDATES = _candidates()
