@@ -63,7 +63,9 @@ def accepted_keys() -> dict[str, set[str]]:
     def rx(raw: Mapping[str, Any], where: str) -> list[str]:
         return _probe(parse_receiver_settings, raw, "receiver", where)
 
-    receiver = _paths("receiver", rx(p, "receiver"))
+    receiver = _paths("receiver", _probe_config({"receiver": p}, "receiver"))
+    plugin = _probe_config({"receiver": {"commands": p}}, "receiver.commands")
+    receiver |= _paths("receiver.commands", ["bot"] if "bot" in plugin else [])
     receiver |= _paths("receiver.auth", rx({"auth": p}, "receiver.auth"))
     receiver |= _paths("receiver.auth.basic", rx({"auth": {"basic": p}}, "receiver.auth.basic"))
     receiver |= _paths("receiver.rate_limit", rx({"rate_limit": p}, "receiver.rate_limit"))
@@ -81,9 +83,11 @@ def accepted_keys() -> dict[str, set[str]]:
     bot = _paths("bot", bx(p, "bot"))
     bot |= _paths("bot.puppet", bx({"puppet": p}, "bot.puppet"))
     bot |= _paths("bot.commands", bx({"commands": p}, "bot.commands"))
+    bot |= _paths("bot.probe", bx({"probe": p}, "bot.probe"))
     rate = bx({"commands": {"reply_rate_limit": p}}, "bot.commands.reply_rate_limit")
     bot |= _paths("bot.commands.reply_rate_limit", rate)
     out["bot"] = bot
+    out["receiver.commands"] = _paths("receiver.commands", plugin)
     return out
 
 
@@ -107,3 +111,11 @@ def test_section_keys_match_the_parser(section: str) -> None:
     accepted = ACCEPTED[section]
     assert sorted(accepted - documented) == [], f"accepted but not in {DOC.name}"
     assert sorted(documented - accepted) == [], f"in {DOC.name} but not accepted"
+
+
+def test_receiver_commands_are_the_bot_commands_and_the_plugin_bot() -> None:
+    """`receiver.commands` takes every key of `bot.commands` (documented once, there) and `bot`."""
+    commands = {k.removeprefix("bot.commands.") for k in ACCEPTED["bot"]}
+    commands = {k for k in commands if "." not in k and not k.startswith("bot.")}
+    plugin = {k.removeprefix("receiver.commands.") for k in ACCEPTED["receiver.commands"]}
+    assert plugin == commands | {"bot"}

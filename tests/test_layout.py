@@ -36,7 +36,13 @@ ALLOWED: dict[str, set[str]] = {
     "webserver": {"settings"},  # header deadline and connection cap for every HTTP server
     "environment": set(),  # flags from the environment, for the CLI
     "__init__": set(),
-    "config": {"settings", "exporter.settings", "delivery.settings", "peerbot.settings"},
+    "config": {
+        "settings",
+        "exporter.settings",
+        "delivery.settings",
+        "chatops.settings",  # receiver.commands: the chat commands' keys
+        "peerbot.settings",
+    },
     "cli": {"*"},
     "__main__": {"cli"},
 }

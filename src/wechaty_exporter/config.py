@@ -3,10 +3,12 @@
     exporter: ...   bots: ...    exporter/settings.py, read by `wechaty-exporter serve` and `replay`
     dialects: ...                custom log rules the bots may name (exporter/settings.py, the
                                  rules engine in logs/dialects/rules.py; docs/dialects.md)
-    receiver: ...                delivery/settings.py, read by `wechaty-exporter receiver`
+    receiver: ...                delivery/settings.py, read by `wechaty-exporter receiver`;
+                                 its `commands` (POST /commands for a plugin bot) are the chat
+                                 commands' keys plus `bot` (chatops/settings.py)
     bot: ...                     peerbot/settings.py, read by `wechaty-exporter bot`; it holds the
                                  bot's receiver as `bot.receiver` and its chat commands as
-                                 `bot.commands` (chatops/settings.py), the one place for them
+                                 `bot.commands` (chatops/settings.py), the one place for its own
 
 Each section is validated by its own wing's parser, and every problem of every section is
 collected, so `check-config` lists them all at once. This module assembles the wings' settings;
@@ -22,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from wechaty_exporter.chatops.settings import PluginCommands, parse_plugin_commands
 from wechaty_exporter.delivery.settings import ReceiverSettings, parse_receiver_settings
 from wechaty_exporter.exporter.settings import ExporterSettings, parse_exporter_settings
 from wechaty_exporter.peerbot.settings import BotSettings, parse_bot_settings
@@ -36,6 +39,7 @@ class Config:
 
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     receiver: ReceiverSettings | None = None  # the `receiver:` section, when present
+    receiver_commands: PluginCommands | None = None  # its `commands`: POST /commands
     bot: BotSettings | None = None  # the `bot:` section (with bot.receiver, bot.commands)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the parsed YAML
 
@@ -54,18 +58,31 @@ def parse_config(raw: object, source: str = "config") -> Config:
         raw.get("exporter"), raw.get("bots"), errors, raw.get("dialects")
     )
     receiver: ReceiverSettings | None = None
+    receiver_commands: PluginCommands | None = None
     bot: BotSettings | None = None
     if "receiver" in raw:
         section = raw["receiver"]
         if isinstance(section, dict):
-            receiver = parse_receiver_settings(section, errors, "receiver")
+            receiver = parse_receiver_settings(
+                section, errors, "receiver", extra_keys=("commands",)
+            )
+            if "commands" in section:
+                receiver_commands = parse_plugin_commands(
+                    section["commands"], errors, "receiver.commands"
+                )
         else:
             errors.append("receiver: expected a mapping")
     if raw.get("bot") is not None:
         bot = parse_bot_settings(raw["bot"], errors, "bot")
     if errors:
         raise ConfigError(errors, source)
-    return Config(exporter=exporter, receiver=receiver, bot=bot, raw=raw)
+    return Config(
+        exporter=exporter,
+        receiver=receiver,
+        receiver_commands=receiver_commands,
+        bot=bot,
+        raw=raw,
+    )
 
 
 def load_config(path: str | Path) -> Config:

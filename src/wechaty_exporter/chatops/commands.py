@@ -6,11 +6,15 @@ synchronous function of its arguments and the `CommandState` passed in: `parse` 
 security rules) and `texts` (reply text and splitting). Every reply is a template in
 `ctx.messages`' language (the bot's `receiver.language`). The `handlers` only call the injected
 clients, typed in `model` as protocols, so the wing's core imports no I/O library.
+
+A duet probe (a text starting `wechaty-exporter probe v1 `, which the peer bots send each other
+to prove messages flow) is never a command: no reply, no audit, whoever sent it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 from wechaty_exporter.chatops.handlers import HANDLERS
@@ -42,6 +46,12 @@ CONFIRM_WORDS = frozenset({"yes"})
 CANCEL_WORDS = frozenset({"no", "cancel"})
 RESOLVE_TTL = 600.0  # seconds a contact lookup (hit or miss) is reused
 MAX_TEXT_CHARS = 1000  # a longer message is not a command
+PROBE = re.compile(r"^wechaty-exporter probe v1 ")
+
+
+def is_probe(text: str) -> bool:
+    """`text` is a duet probe: never a command."""
+    return PROBE.match(text) is not None
 
 
 async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: float) -> list[Reply]:
@@ -50,9 +60,9 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
     Exactly one audit record goes to `ctx.audit` for every command from an admin, every YES/NO,
     and every command word from a stranger; `ctx.state.outcomes` counts them.
     """
-    if sender.is_self or sender.room is not None or len(text) > MAX_TEXT_CHARS:
+    if sender.is_self or sender.room is not None or len(text) > MAX_TEXT_CHARS or is_probe(text):
         return []
-    bots = await _sender_bots(ctx, sender, now)
+    bots = await sender_bots(ctx, sender, now)
     if not bots:
         parsed = parse_command(text, ctx.settings, ctx.messages)
         if parsed is not None and parsed.key != "unknown":
@@ -102,7 +112,8 @@ async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: fl
     return await _run(ctx, sender, bots, parsed, now)
 
 
-async def _sender_bots(ctx: CommandContext, sender: Sender, now: float) -> tuple[str, ...]:
+async def sender_bots(ctx: CommandContext, sender: Sender, now: float) -> tuple[str, ...]:
+    """The bots `sender` is admin of (none: a stranger), as `handle_message` decides it."""
     direct = admin_bots(sender, ctx.admins, {})
     if ctx.resolver is None:  # handle_message already answered self and group messages
         return direct

@@ -24,6 +24,10 @@
 
 Who may command which bot is `bot.receiver.admins`, next to this section. Secrets are read from
 files.
+
+A standalone `wechaty-exporter receiver` answers the commands a TypeScript bot with the plugin
+forwards (POST /commands) from `receiver.commands`: the same keys, plus `bot`, the plugin bot's
+name (`parse_plugin_commands`); its admins are `receiver.admins`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from wechaty_exporter.settings import (
+    BOT_NAME,
     ConfigError,
     check_keys,
     parse_bot_key,
@@ -115,16 +120,21 @@ _KEYS = {
 
 
 def parse_commands_settings(
-    raw: Mapping[str, Any] | None, errors: list[str], where: str = "commands"
+    raw: Mapping[str, Any] | None,
+    errors: list[str],
+    where: str = "commands",
+    *,
+    extra_keys: tuple[str, ...] = (),
 ) -> CommandsSettings | None:
-    """Validate the `commands:` section; append every problem to `errors` (None if any)."""
+    """Validate the `commands:` section; append every problem to `errors` (None if any).
+    `extra_keys` are accepted too, left to the caller."""
     before = len(errors)
     if raw is None:
         return CommandsSettings()
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    check_keys(raw, _KEYS, where, errors)
+    check_keys(raw, _KEYS | set(extra_keys), where, errors)
     changes: dict[str, Any] = {}
     if "totp_secret_file" in raw:
         changes["totp_secret"] = _totp_secret(
@@ -181,6 +191,36 @@ def parse_commands_settings(
     if len(errors) > before:
         return None
     return settings
+
+
+@dataclass(frozen=True, slots=True)
+class PluginCommands:
+    """`receiver.commands`: the chat commands POST /commands answers for one plugin bot."""
+
+    bot: str  # the plugin bot's name, as its requests give it
+    settings: CommandsSettings
+
+
+def parse_plugin_commands(
+    raw: object, errors: list[str], where: str = "receiver.commands"
+) -> PluginCommands | None:
+    """Validate `receiver.commands` (the `commands` keys and `bot`); every problem to `errors`."""
+    if not isinstance(raw, Mapping):
+        errors.append(f"{where}: expected a mapping with bot and the chat commands' keys")
+        return None
+    bot = raw.get("bot")
+    good_bot = isinstance(bot, str) and BOT_NAME.fullmatch(bot) is not None
+    if bot is None:
+        errors.append(
+            f"{where}.bot: required: the name of the plugin bot whose admins' messages it answers"
+        )
+    elif not good_bot:
+        errors.append(f"{where}.bot: must match {BOT_NAME.pattern}, got {bot!r}")
+    settings = parse_commands_settings(raw, errors, where, extra_keys=("bot",))
+    if settings is None or not good_bot:
+        return None
+    assert isinstance(bot, str)
+    return PluginCommands(bot=bot, settings=settings)
 
 
 def load_commands_settings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -12,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wechaty_exporter.chatops.settings import PluginCommands
 from wechaty_exporter.config import load_config
 from wechaty_exporter.delivery.receiver_flags import apply_receiver_flags, parse_admin_flags
 from wechaty_exporter.delivery.settings import ReceiverSettings
@@ -124,8 +126,17 @@ def _web_limits(args: argparse.Namespace) -> None:
 
 def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
     """`receiver` flags over the config file's `receiver:` section. Raises ConfigError."""
+    return _receiver_from_args(args)[0]
+
+
+def _receiver_from_args(
+    args: argparse.Namespace,
+) -> tuple[ReceiverSettings, PluginCommands | None]:
+    """`receiver_settings_from_args`, and the file's `receiver.commands` (POST /commands)."""
     config = getattr(args, "config", None)
-    settings = (load_config(config).receiver if config else None) or ReceiverSettings()
+    loaded = load_config(config) if config else None
+    settings = (loaded.receiver if loaded else None) or ReceiverSettings()
+    commands = loaded.receiver_commands if loaded else None
     return _with_web_config(
         apply_receiver_flags(
             settings,
@@ -135,7 +146,7 @@ def receiver_settings_from_args(args: argparse.Namespace) -> ReceiverSettings:
             outbox=getattr(args, "outbox", None),
         ),
         args,
-    )
+    ), commands
 
 
 def _with_web_config(settings: ReceiverSettings, args: argparse.Namespace) -> ReceiverSettings:
@@ -163,10 +174,55 @@ def bot_settings_from_args(args: argparse.Namespace) -> BotSettings:
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from wechaty_exporter.delivery.main import run_receiver_cli
+    from wechaty_exporter.delivery.main import run_receiver_cli, until_signalled
 
     _web_limits(args)
-    return run_receiver_cli(receiver_settings_from_args(args), args.state_dir)
+    settings, commands = _receiver_from_args(args)
+    if commands is None:
+        return run_receiver_cli(settings, args.state_dir)
+    if not settings.admins:
+        log.warning("receiver.commands without receiver.admins: POST /commands answers nobody")
+    asyncio.run(until_signalled(_receiver_with_commands(settings, commands, args.state_dir)))
+    return 0
+
+
+async def _receiver_with_commands(
+    settings: ReceiverSettings, plugin: PluginCommands, state_dir: str | None
+) -> None:
+    """The receiver answering POST /commands for the plugin bot `plugin.bot` as the python bot
+    answers its chat (`ChatCommands`: the same parser, policy, handlers, audit and counters on
+    /metrics; `rescue off` pauses this receiver's messages; `ack` silences end once resolved)."""
+    from prometheus_client import CollectorRegistry
+
+    from wechaty_exporter.chatops.redact import known_secrets
+    from wechaty_exporter.delivery.main import serve_receiver
+    from wechaty_exporter.peerbot.commands import ChatCommands
+
+    secrets = known_secrets(
+        plugin.settings.totp_secret,
+        settings.exporter_token,
+        *(target.token for _, target in settings.exporters),
+        settings.auth.secret if settings.auth is not None else None,
+        settings.messenger.token,
+    )
+    commands = replace(plugin.settings, known_secrets=secrets)  # kept out of `log` replies
+    chat = ChatCommands(commands, settings, resolver=None, name=plugin.bot)
+    registry = CollectorRegistry()
+    registry.register(chat.collector())
+    acks = asyncio.create_task(chat.expire_acks(), name="ack expiry")
+    try:
+        await serve_receiver(
+            settings,
+            state_dir=state_dir,
+            registry=registry,
+            rescue_enabled=chat.rescue_enabled,
+            commands=chat.answer,
+        )
+    finally:
+        acks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acks
+        await chat.close()
 
 
 def cmd_bot(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from wechaty_exporter.delivery.commands_http import CommandsHandler
 from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.messengers.apprise import AppriseMessenger
@@ -76,12 +77,14 @@ async def serve_receiver(
     started: asyncio.Future[list[str]] | None = None,
     registry: CollectorRegistry | None = None,
     rescue_enabled: Callable[[str], bool] | None = None,
+    commands: CommandsHandler | None = None,
 ) -> None:
     """Serve the receiver until cancelled. A messenger passed in stays open (its owner closes it);
     `started`, when given, receives the bound addresses once the site listens. Without a state
     dir, delivery state lives in memory and a restart may repeat messages. `registry` (served
-    at /metrics, the receiver's metrics added) and `rescue_enabled` (whether to send about a
-    bot; default always) go to `create_receiver_app`. A bot with admins but no exporter
+    at /metrics, the receiver's metrics added), `rescue_enabled` (whether to send about a
+    bot; default always) and `commands` (POST /commands; 404 without) go to
+    `create_receiver_app`. A bot with admins but no exporter
     (`receiver.exporters`) raises ConfigError before anything starts."""
     missing = missing_exporter_problems(settings.missing_exporters())
     if missing:
@@ -117,6 +120,7 @@ async def serve_receiver(
             ready=ready,
             registry=registry,
             rescue_enabled=rescue_enabled,
+            commands=commands,
         )
         refresher = QrRefresher(
             settings,

@@ -17,6 +17,12 @@ class ReceiverMetrics:
             ["code"],
             registry=registry,
         )
+        self.command_requests = Counter(
+            "wechaty_receiver_command_requests",
+            "Chat commands a plugin bot forwarded to POST /commands, by HTTP status code.",
+            ["code"],
+            registry=registry,
+        )
         self.notifications = Counter(
             "wechaty_receiver_notifications",
             "Alerts handled, by outcome (delivered, duplicate, no_recipient, rate_limited, "

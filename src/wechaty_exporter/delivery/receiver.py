@@ -10,6 +10,11 @@ Status codes (Alertmanager retries 5xx, never 4xx):
 - 400 malformed payload, 401 missing/wrong credentials, 413 body over the cap, 415 not JSON,
   408 body not received within `body_timeout` (a slow or stalled client does not hold a handler).
 
+POST /commands (same auth, the same 401/408/413/415) runs a plugin bot's chat message through the
+injected `commands` handler (`commands_http`): 200 `{"replies": [...]}` (none for a probe), 400
+a malformed body or another bot's name, 403 a sender who is not an admin (audited), 404 when no
+handler was given (the receiver answers no commands), 500 when the handler failed.
+
 Dedupe, rate limit, pausing rescue per bot and the QR wait are the rescuer's (`rescuer`).
 """
 
@@ -30,6 +35,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from wechaty_exporter.delivery.alerts import PayloadError, decode_notification
+from wechaty_exporter.delivery.commands_http import (
+    MAX_COMMAND_BODY_BYTES,
+    CommandRefused,
+    CommandsHandler,
+    decode_command_request,
+    encode_replies,
+)
 from wechaty_exporter.delivery.exporter_client import QrSource
 from wechaty_exporter.delivery.messengers import Messenger
 from wechaty_exporter.delivery.metrics import ReceiverMetrics
@@ -39,6 +51,7 @@ from wechaty_exporter.delivery.store import DeliveryStore
 
 __all__ = [
     "BODY_TIMEOUT",
+    "COMMANDS",
     "DEFAULT_BODY_TIMEOUT",
     "METRICS",
     "READY",
@@ -48,6 +61,7 @@ __all__ = [
     "STORE",
     "create_receiver_app",
     "handle_alerts",
+    "handle_commands",
     "handle_healthz",
     "handle_ready",
 ]
@@ -61,6 +75,7 @@ REGISTRY = web.AppKey("receiver_registry", CollectorRegistry)
 READY = web.AppKey[Callable[[], bool]]("receiver_ready")
 STORE = web.AppKey("delivery_store", DeliveryStore)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
+COMMANDS = web.AppKey[CommandsHandler | None]("commands_handler")
 DEFAULT_BODY_TIMEOUT = 10.0  # seconds for the whole body; Alertmanager sends it at once
 
 
@@ -114,23 +129,28 @@ async def handle_alerts(request: web.Request) -> web.Response:
     return response
 
 
-async def _handle_alerts(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    if not _authorized(request, settings):
-        assert settings.auth is not None
-        challenge = (
-            'Bearer realm="wechaty-exporter"'
-            if settings.auth.scheme == "bearer"
-            else 'Basic realm="wechaty-exporter", charset="UTF-8"'
-        )
-        return _error(401, "missing or wrong credentials", {"WWW-Authenticate": challenge})
+def _unauthorized(request: web.Request, settings: ReceiverSettings) -> web.Response | None:
+    """401 with the challenge of `receiver.auth`'s scheme, or None when authorized."""
+    if _authorized(request, settings):
+        return None
+    assert settings.auth is not None
+    challenge = (
+        'Bearer realm="wechaty-exporter"'
+        if settings.auth.scheme == "bearer"
+        else 'Basic realm="wechaty-exporter", charset="UTF-8"'
+    )
+    return _error(401, "missing or wrong credentials", {"WWW-Authenticate": challenge})
+
+
+async def _json_body(request: web.Request, cap: int) -> bytes | web.Response:
+    """The JSON body of at most `cap` bytes, or the error response (415, 408, 413, 400)."""
     if request.content_type != "application/json":
         got = request.content_type or "none"
         return _error(415, f"Content-Type must be application/json, got {got}")
     timeout = request.app[BODY_TIMEOUT]
     try:
         async with asyncio.timeout(timeout):
-            body = await _read_capped(request, settings.max_body_bytes)
+            body = await _read_capped(request, cap)
     except web.HTTPRequestEntityTooLarge:
         body = None
     except TimeoutError:
@@ -143,7 +163,18 @@ async def _handle_alerts(request: web.Request) -> web.Response:
     except ConnectionResetError:  # the client went away mid-body: nobody to answer
         return _error(400, "connection closed before the body was complete")
     if body is None:
-        return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        return _error(413, f"body larger than {cap} bytes")
+    return body
+
+
+async def _handle_alerts(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    refused = _unauthorized(request, settings)
+    if refused is not None:
+        return refused
+    body = await _json_body(request, settings.max_body_bytes)
+    if isinstance(body, web.Response):
+        return body
     try:
         notification = decode_notification(body)
     except PayloadError as exc:
@@ -171,6 +202,37 @@ async def _handle_alerts(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "alerts": summary})
 
 
+async def handle_commands(request: web.Request) -> web.Response:
+    """POST /commands (see the module docstring)."""
+    response = await _handle_commands(request)
+    request.app[METRICS].command_requests.labels(str(response.status)).inc()
+    return response
+
+
+async def _handle_commands(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    refused = _unauthorized(request, settings)
+    if refused is not None:
+        return refused
+    handler = request.app[COMMANDS]
+    if handler is None:
+        return _error(404, "chat commands are not configured here (receiver.commands)")
+    body = await _json_body(request, min(settings.max_body_bytes, MAX_COMMAND_BODY_BYTES))
+    if isinstance(body, web.Response):
+        return body
+    try:
+        command = decode_command_request(body)
+        replies = await handler(command)
+    except CommandRefused as exc:
+        if exc.status == 400:
+            log.warning("rejected POST /commands: %s", exc.reason)
+        return _error(exc.status, exc.reason)
+    except Exception:
+        log.exception("chat command over POST /commands failed")
+        return _error(500, "the command failed; see the receiver's log")
+    return web.json_response(encode_replies(replies))
+
+
 async def handle_healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
@@ -193,12 +255,14 @@ def create_receiver_app(
     registry: CollectorRegistry | None = None,
     rescue_enabled: Callable[[str], bool] | None = None,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    commands: CommandsHandler | None = None,
 ) -> web.Application:
     """The receiver app. The caller owns (and closes) messenger, exporter client and store.
 
     `ready` lets a host (the peer bot) hold /-/ready at 503 until it can send; `rescue_enabled`
     (default: always) lets it pause the messages about a bot (see `rescuer`).
     `body_timeout` bounds how long a request body may take to arrive (408 after it).
+    `commands` answers POST /commands (404 without it; `commands_http`).
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ReceiverMetrics(registry)
@@ -208,6 +272,7 @@ def create_receiver_app(
     app[REGISTRY] = registry
     app[STORE] = store
     app[BODY_TIMEOUT] = body_timeout
+    app[COMMANDS] = commands
     app[READY] = ready if ready is not None else (lambda: True)
     app[RESCUER] = Rescuer(
         settings,
@@ -220,6 +285,7 @@ def create_receiver_app(
         rescue_enabled=rescue_enabled,
     )
     app.router.add_post("/alerts", handle_alerts)
+    app.router.add_post("/commands", handle_commands)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/-/ready", handle_ready)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))

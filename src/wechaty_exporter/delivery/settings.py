@@ -37,6 +37,9 @@
       login_test:                  # optional, per bot: proves messages flow once it is back
         bob: {to: wxid_bob_self, text: "login test: messages reach bob"}   # text: default
                                    # the login_test template
+      commands:                    # only in the top-level `receiver:` (config.py): POST /commands
+        bot: alice                 # for the plugin bot alice; the keys of `bot.commands`
+        restart: {bob: [pm2, restart, bob]}   # (chatops/settings.py)
 
 Secrets are read from files at load time and never accepted as YAML literals.
 
@@ -193,14 +196,20 @@ _KEYS = {
 
 
 def parse_receiver_settings(
-    raw: Mapping[str, Any], errors: list[str], where: str = "receiver"
+    raw: Mapping[str, Any],
+    errors: list[str],
+    where: str = "receiver",
+    *,
+    extra_keys: tuple[str, ...] = (),
 ) -> ReceiverSettings | None:
-    """Validate the `receiver:` section; append every problem to `errors` (None if any)."""
+    """Validate the `receiver:` section; append every problem to `errors` (None if any).
+    `extra_keys` are accepted too, left to the caller (`config.py`: the top-level receiver's
+    `commands`, whose settings are the chat commands')."""
     before = len(errors)
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: expected a mapping")
         return None
-    check_keys(raw, _KEYS, where, errors)
+    check_keys(raw, _KEYS | set(extra_keys), where, errors)
     changes: dict[str, Any] = {}
     if "listen_address" in raw:
         parsed = parse_listen_address(raw["listen_address"], f"{where}.listen_address", errors)

@@ -20,6 +20,11 @@ on the bot's /metrics (`CommandsCollector`, reading `CommandState.outcomes` at s
 `command` is a policy key (`commands_settings.COMMAND_KEYS`, `yes`, `no`, `unknown`), `outcome`
 one of `chatops.model.OUTCOMES`.
 
+A plugin bot's forwarded messages (POST /commands on a receiver, `answer`) take the same path:
+the same sender turns, `handle_message`, state (a YES in a later request confirms), audit and
+counters; the replies go back in the HTTP response instead of through a messenger. There is no
+contact directory over HTTP (`resolver` None): an admin is named by id, weixin or alias.
+
 `rescue on|off <bot>` flips `rescue` (in memory: a restarted bot rescues every bot again), which
 the hosted receiver asks before each alert (`rescue_enabled`). With Alertmanager configured,
 `expire_acks` ends `ack` silences once their alerts resolved, checking every minute.
@@ -37,7 +42,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from wechaty_exporter.chatops.alertmanager import AlertmanagerClient
-from wechaty_exporter.chatops.commands import handle_message
+from wechaty_exporter.chatops.commands import handle_message, is_probe, sender_bots
 from wechaty_exporter.chatops.handlers import expire_resolved_acks
 from wechaty_exporter.chatops.model import (
     CommandContext,
@@ -49,6 +54,7 @@ from wechaty_exporter.chatops.model import (
 )
 from wechaty_exporter.chatops.runner import LocalRunner
 from wechaty_exporter.chatops.settings import CommandsSettings
+from wechaty_exporter.delivery.commands_http import CommandRefused, CommandRequest
 from wechaty_exporter.delivery.exporter_client import Exporters
 from wechaty_exporter.delivery.keylock import KeyLock
 from wechaty_exporter.delivery.messengers import DeliveryError, Messenger
@@ -142,6 +148,27 @@ class ChatCommands:
                 await self._send(replier, sender.id, replies)
         except Exception:
             log.exception("chat command from %s failed", sender.id)
+
+    async def answer(self, request: CommandRequest) -> list[Reply]:
+        """POST /commands: a message a plugin bot forwards → the replies for it to send.
+
+        Raises CommandRefused: 400 when `request.bot` is not this bot's name, 403 when the
+        sender is not an admin (a command word from them is audited as `ignored`)."""
+        if request.bot != self.name:
+            raise CommandRefused(
+                400, f"bot: {request.bot!r} is not the bot this receiver answers for"
+            )
+        if is_probe(request.text):
+            return []
+        who = request.sender
+        sender = Sender(id=who.id, name=who.name, weixin=who.weixin, alias=who.alias)
+        async with self._turns.hold(sender.id):
+            now = self._clock()
+            admin = bool(await sender_bots(self.context, sender, now))
+            replies = await handle_message(self.context, sender, request.text, now)
+        if not admin:
+            raise CommandRefused(403, f"{who.id!r} is not an admin of any bot here")
+        return replies
 
     async def _send(self, replier: Messenger, to: str, replies: list[Reply]) -> None:
         for i, reply in enumerate(replies):
