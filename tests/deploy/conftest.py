@@ -6,6 +6,7 @@ The live stack is the integration harness (tests/integration/harness.py) without
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from tests.integration.harness import (
     start_prometheus,
     wait_until,
 )
+
+from wechaty_exporter.logs.dialects.selflog import format_self_log
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +49,8 @@ def live(
 ) -> tuple[Exporter, Prometheus]:
     """An exporter whose bots have done everything a panel shows, scraped by Prometheus.
 
-    alice: logged in, one error line. bob: logged in, then out with a login QR pending.
+    alice: logged in, one error line, a duet probe from bob received. bob: logged in, then out
+    with a login QR pending, a duet probe to alice sent (self-log lines: only they carry probes).
     """
     logs = BotLogs(tmp_path_factory.mktemp("bot-logs"))
     exporter = start_exporter(processes, logs, tmp_path_factory.mktemp("exporter-state"))
@@ -54,6 +58,8 @@ def live(
     logs.write("alice", brolog("puppet stream reset", level="ERR", prefix="PuppetService"))
     logs.login("bob")
     logs.logout("bob")
+    logs.write("alice", format_self_log("probe", {"from": "bob", "seq": 1}, time.time()))
+    logs.write("bob", format_self_log("probe_sent", {"to": "alice", "seq": 1}, time.time()))
     workdir: Path = tmp_path_factory.mktemp("prometheus")
     prometheus = start_prometheus(processes, workdir, exporter, alertmanager=None)
     # rate() and increase() need two samples inside the window.

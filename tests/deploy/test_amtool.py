@@ -19,6 +19,9 @@ ROUTES = [
     ("alertname=WechatyNoRescuer bot=alice duet=alice-bob", "fallback,peer-bob"),
     ("alertname=WechatyNoRescuer bot=bob duet=alice-bob", "fallback,peer-alice"),
     ("alertname=WechatyBotStateUnknown bot=alice", "peer-bob"),
+    # a bot that says it is logged in but receives no probe: its peer tells the admin
+    ("alertname=WechatyBotUnresponsive bot=alice duet=alice-bob", "peer-bob"),
+    ("alertname=WechatyBotUnresponsive bot=bob duet=alice-bob", "peer-alice"),
     ("alertname=WechatyLogMissing bot=bob path=/var/log/bob.log", "peer-alice"),
     ("alertname=WechatyLogStale bot=alice", "peer-bob"),
     ("alertname=WechatyExporterDown job=wechaty instance=127.0.0.1:9839", "fallback"),

@@ -83,6 +83,7 @@ def bot_document(
         "dialects": {f.path: {"dialect": f.dialect, "speaks": f.speaks} for f in view.files},
         "since": rfc3339(s.since),
         "last_error": rfc3339(s.last_error),
+        "last_probe_received": rfc3339(s.last_probe_received),  # the duet probe (self-log)
     }
     if with_qr:
         doc["qr"] = s.qr.qrcode if s.qr else None

@@ -21,6 +21,12 @@ module-level metric objects and no global registry. A sample exposition for one 
     # HELP wechaty_log_file_present 1 when the log file exists and is readable.
     # TYPE wechaty_log_file_present gauge
     wechaty_log_file_present{bot="bob",path="/var/log/bob.log"} 1.0
+    # HELP wechaty_bot_probe_received_timestamp_seconds When the last duet probe from the peer ...
+    # TYPE wechaty_bot_probe_received_timestamp_seconds gauge
+    wechaty_bot_probe_received_timestamp_seconds{bot="bob"} 1.7640570e+09
+    # HELP wechaty_bot_probe_sent_timestamp_seconds When this bot last sent a duet probe to ...
+    # TYPE wechaty_bot_probe_sent_timestamp_seconds gauge
+    wechaty_bot_probe_sent_timestamp_seconds{bot="bob",peer="alice"} 1.7640571e+09
     # HELP wechaty_exporter_build_info The exporter's version.
     # TYPE wechaty_exporter_build_info gauge
     wechaty_exporter_build_info{version="0.1.0"} 1.0
@@ -143,6 +149,15 @@ class WechatyCollector(Collector):
         info = _gauge(
             "wechaty_bot_info", "The logged-in account of the bot.", labels=("bot", "user")
         )
+        probe_received = _gauge(
+            "wechaty_bot_probe_received_timestamp_seconds",
+            "When the last duet probe from the peer reached this bot (self-log).",
+        )
+        probe_sent = _gauge(
+            "wechaty_bot_probe_sent_timestamp_seconds",
+            "When this bot last sent a duet probe to its peer bot `peer` (self-log).",
+            labels=("bot", "peer"),
+        )
 
         # Samples are appended directly, one shared label dict per bot: a scrape of 100 bots
         # builds ~2,000 samples, and add_metric's per-sample dict(zip(...)) was most of collect().
@@ -160,6 +175,7 @@ class WechatyCollector(Collector):
         add_rotations, add_truncations = adder(rotations, "_total"), adder(truncations, "_total")
         add_read_errors, add_lines_cut = adder(read_errors, "_total"), adder(lines_cut, "_total")
         add_suspect = adder(suspect, "_total")
+        add_probe_received, add_probe_sent = adder(probe_received), adder(probe_sent)
         for bot in bots:
             s, one = bot.state, {"bot": bot.name}
             if s.logged_in is not None:
@@ -176,6 +192,10 @@ class WechatyCollector(Collector):
                 add_last_line(one, s.last_line_at)
             if s.user:
                 add_info({"bot": bot.name, "user": s.user}, 1.0)
+            if s.last_probe_received is not None:
+                add_probe_received(one, s.last_probe_received)
+            for peer, sent_at in s.probes_sent.items():
+                add_probe_sent({"bot": bot.name, "peer": peer}, sent_at)
             add_logins(one, s.logins_total)
             add_logouts(one, s.logouts_total)
             add_qr_codes(one, s.qr_codes_total)
@@ -201,5 +221,5 @@ class WechatyCollector(Collector):
         yield from (
             logged_in, known, qr_pending, qr_seen, last_login, last_logout, logins, logouts,
             qr_codes, lines, errors, present, last_line, rotations, truncations, read_errors,
-            lines_cut, rejected, suspect, info, build,
+            lines_cut, rejected, suspect, info, probe_received, probe_sent, build,
         )  # fmt: skip

@@ -94,7 +94,28 @@ class ErrorLogged:
     at: float
 
 
-Event = Login | Logout | Scan | RejectedQr | Suspect | ErrorLogged
+@dataclass(frozen=True, slots=True)
+class ProbeReceived:
+    """A duet probe from the peer bot `sender` (its bot name) reached this bot: self-log only.
+
+    Evidence that the account really receives messages, whatever the login state says; it never
+    changes the login state."""
+
+    at: float
+    sender: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSent:
+    """This bot sent duet probe `seq` to its peer bot `to` (its bot name): self-log only."""
+
+    at: float
+    to: str
+    seq: int
+
+
+Event = Login | Logout | Scan | RejectedQr | Suspect | ErrorLogged | ProbeReceived | ProbeSent
 
 
 def is_decisive(event: Event) -> bool:

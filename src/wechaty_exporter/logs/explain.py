@@ -32,6 +32,8 @@ from wechaty_exporter.logs.events import (
     Event,
     Login,
     Logout,
+    ProbeReceived,
+    ProbeSent,
     RejectedQr,
     Scan,
     ScanStatus,
@@ -166,6 +168,10 @@ def describe(event: Event) -> str:
         return f"rejected QR: {event.reason}"
     if isinstance(event, Suspect):
         return f"{describe(event.event)}, not applied: {suspect_words(event.reason)}"
+    if isinstance(event, ProbeReceived):
+        return f"duet probe {event.seq} received from {event.sender}"
+    if isinstance(event, ProbeSent):
+        return f"duet probe {event.seq} sent to {event.to}"
     return "error line"
 
 

@@ -16,6 +16,9 @@ Rules (the public event semantics, docs/exporter.md):
   says none leaves an earlier one's reason when the bot was already logged out (a second logger
   printing the same logout), else clears it; logging in clears it.
 
+Duet probes (self-log only): a probe received sets `last_probe_received` (and who sent it), a
+probe sent sets `probes_sent[peer]`; neither changes the login state, the QR or any counter.
+
 Suspect events (a forged line, docs/security.md): an event the state machine can tell a chat
 message may have written is counted by reason (`suspects`) and never applied. Lines are forged
 only while the bot is logged in (a logged-out bot receives no chat), so while it is:
@@ -46,6 +49,8 @@ from wechaty_exporter.logs.events import (
     Event,
     Login,
     Logout,
+    ProbeReceived,
+    ProbeSent,
     RejectedQr,
     Scan,
     ScanStatus,
@@ -77,7 +82,8 @@ class Transition:
     known: bool  # whether the event is evidence of the login state
 
 
-# The table. Keys are event kinds: "login", "logout", a ScanStatus, "rejected_qr", "error".
+# The table. Keys are event kinds: "login", "logout", a ScanStatus, "rejected_qr", "suspect",
+# "probe", "error".
 TRANSITIONS: dict[str | ScanStatus, Transition] = {
     "login": Transition(True, QrEffect.CLEAR, known=True),
     "logout": Transition(False, QrEffect.CLEAR, known=True),
@@ -89,6 +95,7 @@ TRANSITIONS: dict[str | ScanStatus, Transition] = {
     ScanStatus.UNKNOWN: Transition(KEEP, QrEffect.KEEP, known=False),
     "rejected_qr": Transition(KEEP, QrEffect.KEEP, known=False),
     "suspect": Transition(KEEP, QrEffect.KEEP, known=False),
+    "probe": Transition(KEEP, QrEffect.KEEP, known=False),
     "error": Transition(KEEP, QrEffect.KEEP, known=False),
 }
 
@@ -105,6 +112,8 @@ def kind_of(event: Event) -> str | ScanStatus:
         return "rejected_qr"
     if isinstance(event, Suspect):
         return "suspect"
+    if isinstance(event, ProbeReceived | ProbeSent):
+        return "probe"
     return "error"
 
 
@@ -139,6 +148,9 @@ class BotState:
     errors_total: int = 0
     lines_total: int = 0
     last_line_at: float | None = None
+    last_probe_received: float | None = None  # when the last duet probe reached the bot
+    probe_from: str | None = None  # the peer bot that sent it
+    probes_sent: dict[str, float] = field(default_factory=dict)  # peer bot → last probe sent
 
     def vetted(self, event: Scan | Login) -> Event:
         """`event` as this state takes it: a `Suspect` when it may be forged, else itself."""
@@ -203,6 +215,11 @@ class BotState:
         elif isinstance(event, ErrorLogged):
             self.errors_total += 1
             self.last_error = event.at
+        elif isinstance(event, ProbeReceived):
+            if self.last_probe_received is None or event.at >= self.last_probe_received:
+                self.last_probe_received, self.probe_from = event.at, event.sender
+        elif isinstance(event, ProbeSent) and event.at >= self.probes_sent.get(event.to, event.at):
+            self.probes_sent[event.to] = event.at
         return event
 
     @property
@@ -231,11 +248,15 @@ class BotState:
     def from_dict(cls, data: dict[str, Any]) -> BotState:
         """Inverse of to_dict; unknown keys are ignored so old state files keep loading."""
         names = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in names and k not in ("qr", "suspects")}
+        skip = ("qr", "suspects", "probes_sent")
+        values = {k: v for k, v in data.items() if k in names and k not in skip}
         state = cls(**values)
         suspects = data.get("suspects")
         if isinstance(suspects, dict):
             state.suspects = {str(k): int(v) for k, v in suspects.items()}
+        probes_sent = data.get("probes_sent")
+        if isinstance(probes_sent, dict):
+            state.probes_sent = {str(k): float(v) for k, v in probes_sent.items()}
         qr = data.get("qr")
         if isinstance(qr, dict):
             state.qr = PendingQr(

@@ -13,6 +13,11 @@ can start a line of its own::
 ``scan``: ``status`` (ScanStatus number) and ``qrcode`` (the puppet's payload or null); ``login``:
 ``user`` (display name or null) and ``id``; ``logout``: ``user``, ``id``, ``reason`` (or null).
 
+The duet probe (``bot.probe``, `bot.PeerBot`) adds ``probe_sent`` (``to``: the peer's bot name,
+``seq``) after each probe sent, ``probe_failed`` at level WARN (``to``, ``error``: a short text)
+when one could not be sent, and ``probe`` (``from``: the sender's bot name, ``seq``) when the
+peer's probe reached this bot; the exporter reads ``probe`` and ``probe_sent``.
+
 The exporter tails that file (``serve --log alice=/path/alice.self.log``): two bots rescuing each
 other plus one exporter form the duet with no other code. Kinds that are not events, ignored by the
 parser: ``puppet`` (``state`` connected / stopped, and lost at level ERROR, counted in
@@ -166,6 +171,18 @@ class SelfLogger:
             return fields
 
         self._append(kind, same, level=level)
+
+    def probe_sent(self, to: str, seq: int) -> None:
+        """Duet probe `seq` went out to peer bot `to`."""
+        self.note("probe_sent", {"to": to, "seq": seq})
+
+    def probe_failed(self, to: str, error: str) -> None:
+        """A duet probe to peer bot `to` could not be sent (WARN)."""
+        self.note("probe_failed", {"to": to, "error": error}, level="WARN")
+
+    def probe_received(self, sender: str, seq: int) -> None:
+        """Duet probe `seq` of peer bot `sender` reached this bot."""
+        self.note("probe", {"from": sender, "seq": seq})
 
     async def flush(self) -> None:
         """Wait until every line so far is written."""

@@ -9,9 +9,13 @@ Self-log format (stable contract)::
     2026-11-25T18:30:00.000+08:00 INFO wechaty-exporter logout {"user":"Bob","reason":"kicked"}
 
 Kinds ``scan`` (``status`` int, ``qrcode`` str or null), ``login`` (``user``, ``id``) and ``logout``
-(``user``, ``reason``) are events; level ERROR/ERR/CRITICAL is an error; other kinds are
-ignored. JSON escapes newlines, so no value can forge a line. Non-ASCII is written as is,
-except line separators U+0085/U+2028/U+2029 and lone surrogates, which are escaped.
+(``user``, ``reason``) are events; so are the duet probe's ``probe`` (``from``: the peer bot's
+name, ``seq``: its number; a probe reached this bot) and ``probe_sent`` (``to``, ``seq``: this
+bot sent one), which only the self-log can say (no plain-text dialect has them) and which never
+change the login state. Level ERROR/ERR/CRITICAL is an error; other kinds (``probe_failed``
+included) are ignored. JSON escapes newlines, so no value can forge a line. Non-ASCII is
+written as is, except line separators U+0085/U+2028/U+2029 and lone surrogates, which are
+escaped.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ from wechaty_exporter.logs.dialects.context import (
     text,
 )
 from wechaty_exporter.logs.dialects.structure import HMS, YMD, json_object, line_rest
-from wechaty_exporter.logs.events import ErrorLogged, Event, Login, Logout, RejectedQr
+from wechaty_exporter.logs.events import (
+    ErrorLogged,
+    Event,
+    Login,
+    Logout,
+    ProbeReceived,
+    ProbeSent,
+    RejectedQr,
+)
 
 __all__ = ["SELF_LOG_NAME", "SELF_RE", "format_self_log", "self_log_events"]
 
@@ -37,6 +49,9 @@ SELF_LOG_NAME = "wechaty-exporter"
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _LEVEL_RE = re.compile(r"[A-Z]+\Z")
 _JSON_UNSAFE_RE = re.compile(r"[\u0085\u2028\u2029\ud800-\udfff]")
+# A bot name in a probe line (the probe text's, settings.BOT_NAME's), and its sequence number.
+_PROBE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z", re.ASCII)
+_PROBE_SEQ_MAX = 10**12 - 1
 
 # A self-log line up to its JSON body: level and kind.
 SELF_RE = re.compile(
@@ -75,6 +90,9 @@ def self_log_events(
     if m.group(1) in ERROR_LEVELS:
         out.append(ErrorLogged(at))
     kind = m.group(2)
+    if kind in ("probe", "probe_sent"):
+        _probe(raw, head, m, truncated, at, kind, out)
+        return
     if kind not in ("scan", "login", "logout"):
         return
     body = line_rest(raw, head, m.end(), truncated)
@@ -102,3 +120,20 @@ def self_log_events(
             qr = fields.get("qrcode")
             qr = qr if isinstance(qr, str) else None
             ctx.scan(at, status, qr, False, out, self_log=True)
+
+
+def _probe(
+    raw: str, head: str, m: re.Match[str], truncated: bool, at: float, kind: str, out: list[Event]
+) -> None:
+    """A ``probe`` or ``probe_sent`` line → its event; a malformed one is ignored."""
+    body = line_rest(raw, head, m.end(), truncated)
+    fields = json_object(body) if body is not None else None
+    if fields is None:
+        return
+    name = fields.get("from" if kind == "probe" else "to")
+    seq = fields.get("seq")
+    if not isinstance(name, str) or _PROBE_NAME_RE.match(name) is None:
+        return
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _PROBE_SEQ_MAX:
+        return
+    out.append(ProbeReceived(at, name, seq) if kind == "probe" else ProbeSent(at, name, seq))
