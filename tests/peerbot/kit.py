@@ -1,7 +1,8 @@
 """Peer-bot test kit: fake puppet accounts, peer bots run in this event loop, payloads, polling.
 
-The puppet service is the one fake (tests/peerbot/wechaty/fakepuppet.py); all else is real: the
-python-wechaty client, the receiver, the exporter process, Prometheus and Alertmanager.
+The puppet service here is the fake (tests/peerbot/wechaty/fakepuppet.py), or, passed as a
+PuppetService, the real one (tests/puppetservice/kit.py); all else is real: the python-wechaty
+client, the receiver, the exporter process, Prometheus and Alertmanager.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Peer:
 
 
 async def start_peer(
-    fake: FakePuppet,
+    fake: FakePuppet | PuppetService,  # a fake, or the real service's PuppetService (TLS)
     self_log: Path,
     *,
     name: str = "alice",
@@ -126,7 +127,11 @@ async def start_peer(
         commands=commands if commands is not None else CommandsSettings(),
         send_timeout=3.0,
     )
-    service = PuppetService(endpoint=fake.endpoint, token="test-token")
+    service = (
+        fake
+        if isinstance(fake, PuppetService)
+        else PuppetService(endpoint=fake.endpoint, token="test-token")
+    )
     started: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
         run_peer_bot(

@@ -38,6 +38,7 @@ async def run_bot(
 ) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECHATY_PUPPET_SERVICE_")}
     env.pop("CACHE_DIR", None)
+    env["WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_CLIENT"] = "true"  # the fake speaks plaintext
     if endpoint is not None:
         env["WECHATY_PUPPET_SERVICE_ENDPOINT"] = endpoint
     if token is not None:

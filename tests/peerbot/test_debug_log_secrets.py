@@ -30,6 +30,7 @@ async def run_bot(tmp_path: Path, *args: str, endpoint: str) -> asyncio.subproce
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECHATY_PUPPET_SERVICE_")}
     env.pop("CACHE_DIR", None)
     env.update(WECHATY_PUPPET_SERVICE_ENDPOINT=endpoint, WECHATY_PUPPET_SERVICE_TOKEN=TOKEN)
+    env["WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_CLIENT"] = "true"  # the fake speaks plaintext
     stderr = (tmp_path / "stderr").open("wb")
     try:
         return await asyncio.create_subprocess_exec(

@@ -19,6 +19,13 @@ Traps found in that stack, and what this module does about them:
 - ``Wechaty.start()`` swallows start errors (prints them, sleeps 60 s and restarts, or stops the
   event loop) and blocks for the life of the event stream: `run_bot` does the same steps and lets
   errors propagate.
+- puppet-service 0.8.10 opens a plaintext channel (``_init_puppet``, after a blocking endpoint
+  "ping") with the token as the HTTP/2 ``:authority``; puppet-service 1.x servers speak TLS by
+  default and check an ``authorization: Wechaty <token>`` header. `new_bot` replaces the new
+  puppet's ``_init_puppet`` with `_open_channel`, which connects as `puppettls.PuppetTransport`
+  says (TLS with the Wechaty CA and the token's server name, or plaintext), for `run_bot` and
+  ``Wechaty.start()`` alike. `run_bot` turns a failed first call that the transport explains
+  (certificate, server name, TLS against plaintext) into `puppettls.PuppetConnectError`.
 - The plugin manager checks ``127.0.0.1:<port>`` (default 5000) at the first login and refuses the
   login if something listens there: `new_bot` takes an explicit loopback port.
 - ``Contact._pool`` is one class-level dict shared by every bot and restart: pooled contacts keep
@@ -54,6 +61,9 @@ if _puppet_schema.PuppetOptions.__hash__ is None:
     _puppet_schema.PuppetOptions.__hash__ = object.__hash__
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from grpclib.client import Channel
+from grpclib.config import Configuration
+from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from wechaty import (
     Contact,
@@ -69,7 +79,14 @@ from wechaty import (
     WechatyOptions,
     WechatyPlugin,
 )
+from wechaty_grpc.wechaty import PuppetStub
 from wechaty_puppet import PuppetOptions, WechatyPuppetError
+
+from wechaty_exporter.peerbot.puppettls import (
+    PuppetConnectError,
+    PuppetTransport,
+    connection_error,
+)
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -144,11 +161,19 @@ class ContactRecord:
     friend: bool
 
 
-def new_bot(*, endpoint: str, token: str, plugin_port: int, name: str = "wechaty-exporter") -> Any:
+def new_bot(
+    *,
+    endpoint: str,
+    token: str,
+    plugin_port: int,
+    name: str = "wechaty-exporter",
+    transport: PuppetTransport | None = None,
+) -> Any:
     """A Wechaty bot for one puppet service, not yet started.
 
     `plugin_port` is where the plugin web server (only started by plugins with routes) binds on
-    127.0.0.1; it must be free, as the plugin manager checks it at login.
+    127.0.0.1; it must be free, as the plugin manager checks it at login. Each puppet the bot
+    creates connects over `transport` (default: plaintext, as python-wechaty does).
     """
     options = WechatyOptions(
         name=name,
@@ -158,7 +183,40 @@ def new_bot(*, endpoint: str, token: str, plugin_port: int, name: str = "wechaty
         port=plugin_port,
         scheduler=AsyncIOScheduler(),
     )
-    return Wechaty(options)
+    bot = Wechaty(options)
+    chosen = transport if transport is not None else PuppetTransport.plaintext()
+    bot._exporter_transport = chosen
+    init_puppet = bot.init_puppet
+
+    async def init_puppet_over_transport() -> None:
+        await init_puppet()
+        puppet = bot._puppet
+        if puppet is not None:
+            puppet._init_puppet = lambda: _open_channel(puppet, chosen, endpoint, token)
+
+    bot.init_puppet = init_puppet_over_transport
+    return bot
+
+
+def _open_channel(puppet: Any, transport: PuppetTransport, endpoint: str, token: str) -> None:
+    """puppet-service 0.8.10's ``_init_puppet`` (minus its blocking "ping"), over `transport`."""
+    if transport.problem:
+        raise PuppetConnectError(transport.problem)
+    host, _, port = endpoint.rpartition(":")
+    if transport.tls:
+        config = Configuration(ssl_target_name_override=transport.server_name)
+        channel = Channel(host.strip("[]"), int(port), ssl=transport.ssl_context(), config=config)
+        authorization = f"Wechaty {token}"
+
+        async def authorize(event: SendRequest) -> None:
+            event.metadata["authorization"] = authorization
+
+        listen(channel, SendRequest, authorize)
+    else:
+        channel = Channel(host.strip("[]"), int(port))
+    channel._authority = token  # the token as :authority, as puppet-service 0.8.10 (and 1.x) send
+    puppet.channel = channel
+    puppet._puppet_stub = PuppetStub(channel)
 
 
 async def run_bot(bot: Any, on_connected: Callable[[], None]) -> None:
@@ -170,11 +228,18 @@ async def run_bot(bot: Any, on_connected: Callable[[], None]) -> None:
     await bot.init_puppet()
     await bot.init_puppet_event_bridge(bot.puppet)
     puppet = bot.puppet
-    puppet._init_puppet()  # the blocking endpoint "ping", then the gRPC channel
+    puppet._init_puppet()  # `_open_channel`: no connection yet
     try:
-        await puppet.puppet_stub.stop()
-    finally:
-        await puppet.puppet_stub.start()
+        try:
+            await puppet.puppet_stub.stop()
+        finally:
+            await puppet.puppet_stub.start()
+    except Exception as exc:
+        transport: PuppetTransport = getattr(bot, "_exporter_transport", PuppetTransport(False))
+        clear = connection_error(transport, puppet.options.end_point, exc)
+        if clear is not None:
+            raise clear from exc
+        raise
     bot.started = True
     on_connected()
     await puppet._listen_for_event()

@@ -82,7 +82,7 @@ def run_bot_cli(settings: BotSettings) -> int:
 
     try:
         service = PuppetService.from_env(
-            endpoint=settings.puppet.endpoint, token=settings.puppet.token
+            endpoint=settings.puppet.endpoint, token=settings.puppet.token, tls=settings.puppet.tls
         )
     except PuppetServiceConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -27,7 +27,8 @@ Traps behind the shape of this module (see also `wechaty_compat`):
   `start_bot` runs the stream as a task and returns once the puppet service answered (or the
   account logged in), raising `BotStartError` otherwise.
 - puppet-service 0.8.10 needs a token even with an explicit endpoint (it is sent as the HTTP/2
-  ``:authority``; servers that check it need the real one) and speaks plaintext gRPC only.
+  ``:authority``; servers that check it need the real one) and speaks plaintext gRPC only:
+  `PuppetService.from_env` adds TLS as the TypeScript client does it (`puppettls`).
   Without an endpoint it would ask api.chatie.io for one; `PuppetService` refuses that.
 """
 
@@ -48,6 +49,12 @@ from grpclib.exceptions import GRPCError
 from wechaty_exporter.delivery.messengers import DeliveryError
 from wechaty_exporter.peerbot import compat
 from wechaty_exporter.peerbot.compat import ContactRecord, Wechaty
+from wechaty_exporter.peerbot.puppettls import (
+    PuppetConnectError,
+    PuppetTLSConfigError,
+    PuppetTransport,
+    TLSOptions,
+)
 
 __all__ = [
     "BotStartError",
@@ -64,6 +71,7 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_ENV = "WECHATY_PUPPET_SERVICE_ENDPOINT"
 TOKEN_ENV = "WECHATY_PUPPET_SERVICE_TOKEN"
+PLAINTEXT = PuppetTransport.plaintext()
 
 # ContactPayload answers these when the service is away or overloaded, not when the id is unknown
 # (the TypeScript puppet service reports every puppet failure, "not found" included, as INTERNAL).
@@ -93,10 +101,12 @@ class BotStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class PuppetService:
-    """Where the bot's puppet service listens (plaintext gRPC `host:port`) and its token."""
+    """Where the bot's puppet service listens (gRPC `host:port`), its token, and how to reach it
+    (`from_env`: TLS unless asked otherwise; constructed directly: plaintext unless given)."""
 
     endpoint: str
     token: str
+    transport: PuppetTransport = PLAINTEXT
 
     def __repr__(self) -> str:
         return f"PuppetService(endpoint={self.endpoint!r}, token=<redacted>)"
@@ -108,14 +118,16 @@ class PuppetService:
         *,
         endpoint: str | None = None,
         token: str | None = None,
+        tls: TLSOptions | None = None,
     ) -> PuppetService:
-        """Explicit values first, then the standard WECHATY_PUPPET_SERVICE_* variables."""
+        """Explicit values first, then the standard WECHATY_PUPPET_SERVICE_* variables (TLS
+        ones included, `puppettls`)."""
         endpoint = endpoint or environ.get(ENDPOINT_ENV, "")
         token = token or environ.get(TOKEN_ENV, "")
         problems = []
         if not endpoint:
             problems.append(
-                f"no puppet service endpoint: set {ENDPOINT_ENV} to the host:port of a plaintext "
+                f"no puppet service endpoint: set {ENDPOINT_ENV} to the host:port of a "
                 "Wechaty puppet service"
             )
         if not token:
@@ -126,19 +138,25 @@ class PuppetService:
             )
         if problems:
             raise PuppetServiceConfigError("; ".join(problems))
-        return cls(endpoint=plaintext_endpoint(endpoint), token=token)
+        try:
+            transport = PuppetTransport.resolve(token, environ, tls or TLSOptions())
+        except PuppetTLSConfigError as exc:
+            raise PuppetServiceConfigError(str(exc)) from exc
+        return cls(endpoint=plaintext_endpoint(endpoint), token=token, transport=transport)
 
 
 def plaintext_endpoint(value: str) -> str:
-    """`host:port` from `host:port`, `http://host:port` or `grpc://host:port`; refuses TLS."""
+    """`host:port` from `host:port`, `http://host:port` or `grpc://host:port`; refuses
+    `https://` and `grpcs://`, which would suggest the scheme chooses TLS (`puppettls` does)."""
     text = value.strip()
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "", text
     if scheme.lower() in {"https", "grpcs"}:
         raise PuppetServiceConfigError(
-            f"puppet service endpoint {value!r} asks for TLS; wechaty-puppet-service 0.8.10 "
-            "speaks plaintext gRPC only"
+            f"puppet service endpoint {value!r}: give host:port; the bot speaks TLS unless "
+            "plaintext is asked for (WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_CLIENT=true or "
+            "bot.puppet.tls: false), whatever the scheme"
         )
     if scheme.lower() not in {"", "http", "grpc"}:
         raise PuppetServiceConfigError(f"puppet service endpoint {value!r}: unknown scheme")
@@ -172,7 +190,11 @@ def new_bot(
     """
     port = plugin_port if plugin_port is not None else _free_loopback_port()
     return compat.new_bot(
-        endpoint=service.endpoint, token=service.token, plugin_port=port, name=name
+        endpoint=service.endpoint,
+        token=service.token,
+        plugin_port=port,
+        name=name,
+        transport=service.transport,
     )
 
 
@@ -272,6 +294,8 @@ async def start_bot(
     if task.done() and not task.cancelled() and task.exception() is not None:
         cause = task.exception()
         problem = f"{where} failed: {cause!r}"
+        if isinstance(cause, PuppetConnectError):
+            problem = str(cause)
     elif task.done():
         problem = f"{where} ended the event stream at once"
     elif failures:

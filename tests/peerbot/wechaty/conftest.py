@@ -1,4 +1,5 @@
-"""Fixtures: a fake puppet service on loopback, the real python-wechaty bot started against it."""
+"""Fixtures: a fake puppet service on loopback (plaintext), the real python-wechaty bot started
+against it. The real puppet service's fixtures are in tests/puppetservice/conftest.py."""
 
 from __future__ import annotations
 

@@ -1,9 +1,15 @@
-"""A fake Wechaty puppet service on loopback: the one fake in this project, at its outer edge.
+"""A fake Wechaty puppet service on loopback, for what the real one cannot be made to do.
 
-No WeChat account is reachable from tests, so the real python-wechaty client (wechaty 0.10.7 over
-wechaty-puppet-service 0.8.10) talks plaintext gRPC to this hand-written grpclib server, which
-stands where the TypeScript puppet service (wechaty/puppet-service, `src/server/`) would. It copies
-that server's observable behaviour, as far as the client depends on it:
+No WeChat account is reachable from tests. Where it can, the real python-wechaty client talks to
+the real puppet service (wechaty-puppet-service 1.19's PuppetServer on wechaty-puppet-mock, over
+its default TLS: tests/puppetservice/). This hand-written plaintext grpclib server stays for what
+that one cannot do on cue: count the RPCs the client makes (`calls`), answer them with an error
+status (`fail_rpcs`), go down and come back on the same port with its state (`go_down`,
+`come_back`), and hold contacts tests set up with friend flags or add mid-test. It differs from
+the real server where the client cannot tell: its ids are readable (``wxid_...``, the real ones
+are opaque cuids), an unknown id answers INTERNAL (the real one: UNKNOWN), sends return a message
+id (the real ones: none) and are not echoed back as incoming messages, and its Stop does not log
+the account out. It copies that server's observable behaviour, as far as the client depends on it:
 
 - one Event stream at a time (a second one gets ALREADY_EXISTS); when it opens, a logged-in
   account is announced with a login event, else a pending QR is re-sent as a scan event;
