@@ -14,6 +14,16 @@ resolved.
 
 The bot writes its own puppet's events to its self-log (`selflog`), the file the exporter tails.
 The same wiring inside an existing python-wechaty bot is `plugin.ExporterPlugin` (`hosting`).
+
+The duet probe (`bot.probe`, off unless set): while logged in, every interval ± jitter the bot DMs
+its peer bot's account ``wechaty-exporter probe v1 <its name> <seq>`` (`probe_text`; seq counts
+from 1 per process) and self-logs ``probe_sent`` (``probe_failed`` at WARN when the send failed).
+A received text matching `PROBE_RE` never reaches the chat commands and is never answered: from
+the configured peer contact, in a DM, it is self-logged as ``probe``; from anyone else, or in a
+group, it is dropped. The exporter turns those lines into
+``wechaty_bot_probe_received_timestamp_seconds`` and ``wechaty_bot_probe_sent_timestamp_seconds``,
+and the rule ``WechatyBotUnresponsive`` fires when a bot that says it is logged in stops
+receiving its peer's probes (a phone-side logout that no logout event reported).
 """
 
 from __future__ import annotations
@@ -21,8 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from wechaty_exporter.delivery.messengers import DeliveryError
 from wechaty_exporter.peerbot import compat
@@ -37,11 +50,26 @@ from wechaty_exporter.peerbot.messenger import (
     start_bot,
 )
 from wechaty_exporter.peerbot.selflog import SelfLogger
-from wechaty_exporter.peerbot.settings import BotSettings
+from wechaty_exporter.peerbot.settings import BotSettings, ProbeSettings
 
-__all__ = ["PeerBot", "run_peer_bot"]
+if TYPE_CHECKING:
+    from wechaty_exporter.peerbot.compat import IncomingText
+
+__all__ = ["PROBE_RE", "PeerBot", "probe_text", "run_peer_bot"]
 
 log = logging.getLogger(__name__)
+
+# The duet probe's text (a protocol shared with the TypeScript plugin: do not change).
+PROBE_RE = re.compile(r"wechaty-exporter probe v1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) ([0-9]{1,12})")
+_ERROR_CHARS = 200  # of a failed probe's error, in the self-log
+
+
+def probe_text(name: str, seq: int) -> str:
+    """The probe bot `name` sends as its `seq`-th; it matches PROBE_RE."""
+    text = f"wechaty-exporter probe v1 {name} {seq}"
+    if PROBE_RE.fullmatch(text) is None:
+        raise ValueError(f"not a probe: {text!r}")
+    return text
 
 
 class _CurrentBot:
@@ -86,6 +114,8 @@ class PeerBot:
         reconnect_max_delay: float = 30.0,
         send_timeout: float = 15.0,
         commands: ChatCommands | None = None,
+        probe: ProbeSettings | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.service = service
         self.self_log = self_log
@@ -98,6 +128,9 @@ class PeerBot:
         self.running: RunningBot | None = None
         self.commands = commands
         self.admin_pins: dict[str, dict[str, str]] = {}  # kept across reconnects (messenger.py)
+        self.probe = probe
+        self.probe_seq = 0  # the last probe's number
+        self._rng = rng
 
     @property
     def ready(self) -> bool:
@@ -111,13 +144,67 @@ class PeerBot:
         bot = new_bot(self.service, name=self.name)
         self.self_log.follow(bot)
         messenger = WechatyMessenger(bot, timeout=self.send_timeout, pins=self.admin_pins)
-        commands = self.commands
-        if commands is not None:  # replies go through the bot that received the message
-            compat.on_text_message(bot, lambda text: commands.on_text(text, messenger))
+        # replies go through the bot that received the message
+        compat.on_text_message(bot, lambda text: self._on_text(text, messenger))
         self.running = await start_bot(bot, self.service, within=self.start_timeout)
         self.messenger.messenger = messenger
         self.self_log.note("puppet", {"state": "connected", "endpoint": self.service.endpoint})
         log.info("bot %s connected to the puppet service at %s", self.name, self.service.endpoint)
+
+    async def _on_text(self, text: IncomingText, messenger: WechatyMessenger) -> None:
+        """A probe is never a command nor answered; any other text goes to the commands."""
+        m = PROBE_RE.fullmatch(text.text)
+        if m is not None:
+            if await self._from_peer(text, messenger):
+                self.self_log.probe_received(m.group(1), int(m.group(2)))
+            else:
+                log.info("a probe text from %s dropped: not the configured peer", text.talker_id)
+            return
+        if self.commands is not None:
+            await self.commands.on_text(text, messenger)
+
+    async def _from_peer(self, text: IncomingText, messenger: WechatyMessenger) -> bool:
+        """`text` is a DM from the configured peer contact (matched as admins are: its id,
+        weixin or alias, or what the contact resolves to)."""
+        probe = self.probe
+        if probe is None or text.room_id is not None or text.from_self or not text.talker_id:
+            return False
+        if probe.peer in (text.talker_id, text.talker_weixin or None, text.talker_alias or None):
+            return True
+        try:
+            return await messenger.resolve(probe.peer) == text.talker_id
+        except DeliveryError:
+            return False
+
+    def _next_wait(self) -> float:
+        probe = self.probe
+        assert probe is not None
+        return probe.interval * (1.0 + probe.jitter * (2.0 * self._rng() - 1.0))
+
+    async def send_probes(self) -> None:
+        """Until cancelled: every interval ± jitter, a probe to the peer while logged in."""
+        probe = self.probe
+        if probe is None:
+            return
+        while True:
+            await asyncio.sleep(self._next_wait())
+            if self.ready:
+                await self.send_probe(probe)
+
+    async def send_probe(self, probe: ProbeSettings) -> None:
+        """One probe to the peer, and its self-log line (`probe_sent` or `probe_failed`)."""
+        self.probe_seq += 1
+        seq = self.probe_seq
+        try:
+            await self.messenger.send_text(
+                probe.peer, probe_text(self.name, seq), bot=probe.peer_bot
+            )
+        except Exception as exc:  # DeliveryError, or anything the puppet raised: logged, not fatal
+            error = (str(exc) or type(exc).__name__)[:_ERROR_CHARS]
+            log.warning("probe %d to %s failed: %s", seq, probe.peer_bot, error)
+            self.self_log.probe_failed(probe.peer_bot, error)
+        else:
+            self.self_log.probe_sent(probe.peer_bot, seq)
 
     async def run(self) -> None:
         """Until cancelled: when the event stream ends, reconnect with backoff. The backoff
@@ -205,6 +292,7 @@ async def run_peer_bot(
         start_timeout=settings.puppet.start_timeout,
         reconnect_max_delay=settings.puppet.reconnect_max_delay,
         send_timeout=settings.send_timeout,
+        probe=settings.probe,
     )
     listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     tasks: list[asyncio.Task[None]] = [
@@ -236,6 +324,8 @@ async def run_peer_bot(
             started.set_result(listening.result())
         tasks.append(asyncio.create_task(peer.run(), name="reconnect"))
         tasks.append(asyncio.create_task(_heartbeat(peer, heartbeat), name="heartbeat"))
+        if peer.probe is not None:
+            tasks.append(asyncio.create_task(peer.send_probes(), name="probe"))
         expiry = hosting.expire_acks(ack_check_interval)
         if expiry is not None:
             tasks.append(expiry)
