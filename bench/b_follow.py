@@ -10,6 +10,7 @@ the window, divided by the lines written. Both must have read every line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -103,7 +104,11 @@ def run(ctx: Context) -> Result:
     for r in range(sizes.follow_repeats):
         ctx.log(f"follow: run {r + 1} of {sizes.follow_repeats}, {sizes.follow_seconds:.0f} s")
         runs.append(one_run(ctx, r))
-    ratio = median([x["exporter ms/line"] / x["mtail ms/line"] for x in runs])
+    # A smoke run is short enough for a follower's CPU to round to zero ticks: no ratio then.
+    ratios = [
+        x["exporter ms/line"] / x["mtail ms/line"] if x["mtail ms/line"] else math.nan for x in runs
+    ]
+    ratio = median(ratios)
     res.body += [
         f"One log appended at {sizes.follow_lines_per_second:,} lines/s for "
         f"{sizes.follow_seconds:.0f} s (plain brolog lines from bench/logs.py's generator: chat, "
@@ -124,7 +129,7 @@ def run(ctx: Context) -> Result:
     res.body += [
         "",
         f"The exporter's CPU per line is {fmt(ratio, 2)}× mtail's (median of the runs' ratios; "
-        f"per run: {', '.join(fmt(x['exporter ms/line'] / x['mtail ms/line'], 2) for x in runs)}).",
+        f"per run: {', '.join(fmt(r, 2) for r in ratios)}).",
     ]
     res.goals.append(
         (

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from wechaty_exporter.logs import replay
 from wechaty_exporter.logs.dialects.parser import LineParser
-from wechaty_exporter.logs.dialects.prefilter import QUIET_RUN, QUIET_RUN_ESC
+from wechaty_exporter.logs.dialects.prefilter import quiet_run
 from wechaty_exporter.logs.events import Event
 from wechaty_exporter.logs.state import BotState
 
@@ -220,13 +220,13 @@ QUIET = [
 def test_chat_lines_are_skipped(line: str) -> None:
     """The prefilter is worth having: ordinary chat in every wrapper is skipped, not fed."""
     data = (line + "\n").encode()
-    assert QUIET_RUN.match(data).end() == len(data)  # type: ignore[union-attr]
-    assert QUIET_RUN_ESC.match(data).end() == len(data)  # type: ignore[union-attr]
+    assert quiet_run(False).match(data).end() == len(data)  # type: ignore[union-attr]
+    assert quiet_run(True).match(data).end() == len(data)  # type: ignore[union-attr]
 
 
 def test_coloured_chat_is_skipped() -> None:
     data = "10:00:00 \x1b[32mINFO\x1b[39m StarterBot Message#Text[🗣Contact<A>]\thi\n".encode()
-    assert QUIET_RUN_ESC.match(data).end() == len(data)  # type: ignore[union-attr]
+    assert quiet_run(True).match(data).end() == len(data)  # type: ignore[union-attr]
 
 
 def _matters(line: str) -> bool:
@@ -237,7 +237,7 @@ def _matters(line: str) -> bool:
 @pytest.mark.parametrize("line", [line for line in SAMPLES + EXTRA if _matters(line)])
 def test_event_lines_are_never_skipped(line: str) -> None:
     data = (line + "\n").encode()
-    quiet = QUIET_RUN_ESC if b"\x1b" in data else QUIET_RUN
+    quiet = quiet_run(True) if b"\x1b" in data else quiet_run(False)
     assert quiet.match(data).end() == 0  # type: ignore[union-attr]
 
 

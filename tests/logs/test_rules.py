@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import re2
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from wechaty_exporter.cli import main
 from wechaty_exporter.config import parse_config
 from wechaty_exporter.logs.dialects.parser import LineParser
+from wechaty_exporter.logs.dialects.patterns import required_literal
 from wechaty_exporter.logs.dialects.profiles import PROFILES, render_text
 from wechaty_exporter.logs.dialects.rules import Dialect, is_re2, parse_dialect, parse_status
 from wechaty_exporter.logs.events import (
@@ -428,6 +430,8 @@ LINES = [
     "10:00:00 INFO StarterBot Message#Text[🗣Contact<A>]\tlogin success: x",
     "10:00:01 ERR PuppetService boom",
     "16:03:47 VERB [PuppetPadlocal] login success: ",
+    f"[7] scan {QR}",
+    "16:03:48 VERB [PuppetPadlocal] scan event, status: 2",
 ]
 WRAP = ["", "0|alice  | ", "2026-11-25T10:00:00: ", "2026-11-25T02:00:00.1Z ", "\x1b[1m"]
 
@@ -444,6 +448,11 @@ def block(draw: st.DrawFn) -> bytes:
             line = json.dumps(
                 {"message": message, "app_name": "a"}, ensure_ascii=draw(st.booleans())
             )
+            if draw(st.booleans()):  # JSON may write any character as a \u escape
+                at = draw(st.lists(st.integers(0, len(line) - 1), max_size=8))
+                line = "".join(
+                    f"\\u{ord(c):04x}" if i in at and c.isalnum() else c for i, c in enumerate(line)
+                )
         elif kind == 5:
             line = draw(st.sampled_from(LINES))[: draw(st.integers(0, 60))]
         else:
@@ -481,7 +490,47 @@ def _blockwise(d: Dialect, data: bytes, cut: int, max_chars: int | None) -> list
     )
 
 
-MODES = [dialect(), dialect({**PADLOCAL, "mode": "alongside"})]
+# Every pattern of LITERAL holds a literal (`Dialect.literals`): its blocks are searched for
+# those, not with the prefilter of whole-line patterns that PADLOCAL needs.
+LITERAL = {
+    "rules": [
+        *PADLOCAL["rules"][:3],
+        {
+            "name": "qr-then-prompt",
+            "event": "scan",
+            "status": "Waiting",
+            "match": r"\[\d+\] scan (?P<qrcode>\S+)",
+            "then": {"match": "Scan QR Code above to log in:", "within": 2},
+        },
+    ]
+}
+MODES = [
+    dialect(),
+    dialect({**PADLOCAL, "mode": "alongside"}),
+    dialect(LITERAL),
+    dialect({**LITERAL, "mode": "alongside"}),
+]
+
+
+@pytest.mark.parametrize("d", MODES[2:], ids=["instead", "alongside"])
+@pytest.mark.parametrize("between", [0, 1, 2, 3])
+def test_a_two_line_window_counts_the_lines_no_rule_reads(d: Dialect, between: int) -> None:
+    chat = "10:00:00 INFO StarterBot Message#Text[A]\thello\n" * between
+    data = f"[7] scan {QR}\n{chat}Scan QR Code above to log in:\n".encode()
+    want = [Scan(NOW, W, QR)] if between < 2 else []
+    assert _per_line(d, data, None) == want
+    assert LineParser(dialect=d).feed_block(data, NOW) == want
+
+
+def test_the_literal_dialects_take_the_literal_path() -> None:
+    assert [d.literals is not None for d in MODES] == [False, False, True, True]
+    assert MODES[2].literals == (
+        " VERB [PuppetPadlocal] scan event, status: ",
+        " VERB [PuppetPadlocal] login success: ",
+        " WARN [PuppetPadlocal] logout: ",
+        "] scan ",
+        "Scan QR Code above to log in:",
+    )
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -490,6 +539,40 @@ def test_feed_block_equals_feeding_every_line(
     data: bytes, cut: int, max_chars: int | None, d: Dialect
 ) -> None:
     assert _blockwise(d, data, cut, max_chars) == _per_line(d, data, max_chars)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [(r"(?P<time>\d\d:\d\d:\d\d) +INFO +MyBot logged in as (?P<user>.+)", "MyBot logged in as "),
+     (r"\[\d+\] (?P<qrcode>https?://\S+)", None), ("abcd*", "abc"), ("abcd+x", "abcd"),
+     ("abcd?x", "abc"), ("ab{2}cdef", "cdef"), ("abc{x}def", "def"), (r"a\x41BCD", "BCD"),
+     (r"x\p{Greek}abcd", "abcd"), (r"xy\pLabc", "abc"), (r"zz\d{2,3}yyy", "yyy"),
+     ("ab[cd]efg", "efg"), (r"ab[]x]efg", "efg"), (r"ab[[:alpha:]]efg", "efg"),
+     (r"\QMy.Bot\E+ yes", "My.Bot"), ("(?i)hello", None), ("ab(?i:c)defg", None),
+     ("foo|barbaz", None), ("(foo|bar)bazz", "bazz"), ('say "hello" now', "hello"),
+     ("a/b/cde", "cde"), ("héllo wörld", "llo w"), (r"\d+\.\d+ ms", " ms"),
+     (r"abc\.def", "abc.def"), (r"ab\bcdef", "cdef"), (r"ab\123cdef", "cdef")],
+)  # fmt: skip
+def test_required_literal(pattern: str, literal: str | None) -> None:
+    assert required_literal(pattern) == literal
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_every_match_holds_the_required_literal(data: st.DataObject) -> None:
+    pattern = data.draw(
+        st.sampled_from(
+            [r"(?P<t>\d\d:\d\d) +INFO +My\.Bot in as (?P<user>.+)", r"ab+cd?ef{1,2}ghi",
+             r"x[ab]*yzw(?:q|r)+stuv\d{2}", r"\[\d+\] scan (?P<qrcode>\S+)", r"\QA.B\E+CDE"]
+        )
+    )  # fmt: skip
+    literal = required_literal(pattern)
+    assert literal is not None
+    python = pattern.replace(r"\QA.B\E", r"A\.B")
+    text = data.draw(st.from_regex(re.compile(python, re.ASCII), fullmatch=True))
+    assume("\n" not in text)  # a rule reads one line
+    assert re2.fullmatch(pattern, text) is not None
+    assert literal in text
 
 
 def test_the_prefilter_skips_what_no_rule_can_take() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +19,8 @@ from wechaty_exporter.settings import ConfigError
 
 
 def _setup_logging(level: str) -> None:
+    import logging
+
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -38,6 +39,10 @@ COMMANDS = {
     "receiver": ("run", "cmd_receiver"),
     "bot": ("run", "cmd_bot"),
 }
+
+# Commands that only read files and print: nothing they import logs, so they skip the logging
+# set-up and its imports (part of `replay`'s start-up budget, docs/BENCHMARKS.md).
+_UNLOGGED = frozenset({"replay", "explain", "dialects"})
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -64,7 +69,8 @@ def parse_args(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    _setup_logging(args.log_level)
+    if args.command not in _UNLOGGED:
+        _setup_logging(args.log_level)
     try:
         return command(args.command)(args)
     except ConfigError as exc:

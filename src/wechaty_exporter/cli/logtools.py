@@ -1,7 +1,8 @@
 """The commands that read logs and configs once: `replay`, `explain`, `dialects`, `check-config`.
 
 Imports are made where they are needed: `replay` without a config imports neither the config
-machinery nor the HTTP stack, so it starts in a fraction of a second (docs/BENCHMARKS.md).
+machinery nor the HTTP stack (its text output is `collector.render_text`, not prometheus_client),
+so it starts in a fraction of a second (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -88,14 +89,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         doc = {"bots": [bot_document(v, with_qr=True) for v in views]}
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        from prometheus_client import CollectorRegistry, generate_latest
-
         from wechaty_exporter import __version__
-        from wechaty_exporter.exporter.collector import WechatyCollector
+        from wechaty_exporter.exporter.collector import render_text
 
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(WechatyCollector(lambda: views, __version__))
-        sys.stdout.write(generate_latest(registry).decode())
+        sys.stdout.write(render_text(views, __version__))
     return 0
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
-from wechaty_exporter.logs.dialects.rules import Dialect
 from wechaty_exporter.logs.state import BotState
+
+if TYPE_CHECKING:
+    from wechaty_exporter.logs.dialects.rules import Dialect
 
 CHUNK = 4 << 20  # bytes read at once; the prefilter searches a whole block in one pass
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from wechaty_exporter.logs.dialects.brolog import BROLOG_RE, QRT_URL, brolog_events
 from wechaty_exporter.logs.dialects.context import DialectContext
-from wechaty_exporter.logs.dialects.prefilter import CANDIDATES, QUIET_RUN, QUIET_RUN_ESC
+from wechaty_exporter.logs.dialects.prefilter import CANDIDATES, literal_search, quiet_run
 from wechaty_exporter.logs.dialects.pywechaty import PYTHON_RE, python_events
 from wechaty_exporter.logs.dialects.qr import DEFAULT_QR_HOSTS
-from wechaty_exporter.logs.dialects.rules import Dialect, RuleMatcher
 from wechaty_exporter.logs.dialects.selflog import SELF_LOG_NAME, SELF_RE, self_log_events
 from wechaty_exporter.logs.dialects.structure import (
     ANSI_RE,
@@ -45,6 +45,10 @@ from wechaty_exporter.logs.dialects.structure import (
     strip,
 )
 from wechaty_exporter.logs.events import Event
+
+if TYPE_CHECKING:  # the rules (and re2's rule options) are imported only when a dialect is given
+    from wechaty_exporter.logs.dialects.patterns import Regex
+    from wechaty_exporter.logs.dialects.rules import Dialect, RuleMatcher
 
 __all__ = ["LineParser"]
 
@@ -137,7 +141,11 @@ class LineParser:
         self._ctx = DialectContext(allowed_qr_hosts, tz, self_log_qr_only, qr_shapes)
         self._pending_at: float | None = None  # a QRCodeTerminal Waiting line awaits its URL line
         self._pending_fresh = False  # ... and it was set by the current physical line
-        self._rules = RuleMatcher(dialect) if dialect is not None else None
+        self._rules: RuleMatcher | None = None
+        if dialect is not None:
+            from wechaty_exporter.logs.dialects.rules import RuleMatcher
+
+            self._rules = RuleMatcher(dialect)
         self.entry_lines = 1
         self.source: str | None = None  # what took the last line: "brolog", "<dialect>/<rule>"
         self.spoken: str | None = None  # the dialect of the first event
@@ -208,21 +216,31 @@ class LineParser:
         there that provably yield no event and leave the parser unchanged (pos if none).
 
         Built-in detection: `prefilter.CANDIDATES` finds the lines that may hold an event, the
-        others are skipped; a found line is skipped too when `QUIET_RUN` proves it chat. A
-        dialect's rules: its re2 prefilter finds
-        the next line a rule could take (none: no skipping); with mode ``alongside`` the run
-        must also be one the built-in prefilter skips. Nothing is skipped while an entry waits
-        for its next line, in a block that is not valid UTF-8, or over a line longer than
-        `max_chars` bytes (cut, it could read differently).
+        others are skipped; a found line is skipped too when `quiet_run` proves it chat.
+
+        A dialect whose every pattern holds a literal (`Dialect.literals`): only the lines
+        `prefilter.literal_search` finds may be read by the rules; with mode ``alongside`` one
+        search finds those and the built-in candidates, and a found line the rules may read is
+        never skipped. Other dialects: their re2 prefilter finds the next
+        line a rule could take (none: no skipping); with mode ``alongside`` the run must also be
+        one the built-in prefilter skips; nothing is skipped in a block that is not valid UTF-8
+        or over a line longer than `max_chars` bytes (cut, it could read differently).
+        Nothing is skipped while an entry waits for its next line.
         """
         rules = self._rules
-        builtin: Skip | None = None
-        if rules is None or not rules.dialect.instead:
-            builtin = self._builtin_skipper(data, size)
         if rules is None:
-            assert builtin is not None
-            return builtin
-        prefilter = rules.dialect.prefilter
+            return self._builtin_skipper(data, size, CANDIDATES)
+        dialect = rules.dialect
+        if dialect.literals is not None:
+            own = literal_search(dialect.literals, builtin=False)
+            if not dialect.instead:  # one pass finds the lines either may read
+                both = literal_search(dialect.literals, builtin=True)
+                return self._builtin_skipper(data, size, both, own)
+            return self._literal_skipper(data, size, own)
+        builtin: Skip | None = None
+        if not dialect.instead:
+            builtin = self._builtin_skipper(data, size, CANDIDATES)
+        prefilter = dialect.prefilter
         if prefilter is None or not _valid_utf8(data, size):
             return lambda pos: pos
         hit = -1  # the start of the next line a rule could take (none before it)
@@ -259,17 +277,24 @@ class LineParser:
 
         return custom
 
-    def _builtin_skipper(self, data: bytes | bytearray, size: int) -> Skip:
-        """`skipper` for the built-in detection: up to the next line `CANDIDATES` finds (one
-        search per find, over the raw bytes), past each found line `QUIET_RUN` proves chat."""
-        search = CANDIDATES.search
-        quiet = (QUIET_RUN_ESC if data.find(b"\x1b", 0, size) >= 0 else QUIET_RUN).match
+    def _builtin_skipper(
+        self, data: bytes | bytearray, size: int, candidates: Regex, rules_read: Regex = None
+    ) -> Skip:
+        """`skipper` for the built-in detection: up to the next line `candidates` finds (one
+        search per find, over the raw bytes), past each found line `quiet_run` proves chat.
+        `rules_read` (mode ``alongside``): a found line it finds too is a line the rules may
+        take, never skipped (`candidates` finds both kinds)."""
+        search = candidates.search
+        quiet: Callable[[bytes | bytearray, int, int], re.Match[bytes] | None] | None = None
         find, rfind = data.find, data.rfind
+        rules = self._rules
         hit = -1  # the start of the next found line (none before it); size: none left
 
         def builtin(pos: int) -> int:
-            nonlocal hit
+            nonlocal hit, quiet
             if self._pending_at is not None:  # the next line completes or cancels it
+                return pos
+            if rules is not None and rules.pending:
                 return pos
             while True:
                 if hit < pos:
@@ -280,12 +305,36 @@ class LineParser:
                 stop = find(b"\n", pos, size)  # a found line at pos: is it chat all the same?
                 if stop < 0:
                     return pos
+                if rules_read is not None and rules_read.search(data, pos, stop) is not None:
+                    return pos
+                if quiet is None:
+                    quiet = quiet_run(data.find(b"\x1b", 0, size) >= 0).match
                 run = quiet(data, pos, stop + 1)
                 if run is None or run.end() <= pos:
                     return pos
                 pos = run.end()
 
         return builtin
+
+    def _literal_skipper(self, data: bytes | bytearray, size: int, search: Regex) -> Skip:
+        """`skipper` for rules read instead of the built-in detection, each holding a literal:
+        up to the next line `search` finds (`Dialect.literal_search`)."""
+        rules = self._rules
+        assert rules is not None
+        find = search.search
+        rfind = data.rfind
+        hit = -1
+
+        def literal(pos: int) -> int:
+            nonlocal hit
+            if self._pending_at is not None or rules.pending:
+                return pos
+            if hit < pos:
+                m = find(data, pos, size)
+                hit = size if m is None else max(pos, rfind(b"\n", pos, m.start()) + 1)
+            return hit
+
+        return literal
 
     def _custom(
         self,

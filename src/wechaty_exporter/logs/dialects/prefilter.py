@@ -4,17 +4,20 @@ event, and one regex that proves a line eventless.
 `CANDIDATES` (google-re2, one DFA pass over a block of bytes) finds every place where a line could
 show one of the tokens without which the built-in detection yields nothing (`TOKENS`); the lines
 between two finds are skipped without being looked at. A line it finds is checked with
-`QUIET_RUN` (Python `re`, anchored at the line) and fed only when that cannot prove it chat.
+`quiet_run` (Python `re`, anchored at the line; compiled on first use, which a log without a
+found line never reaches) and fed only when that cannot prove it chat.
 tests/logs/test_prefilter.py checks that skipping lines changes no event.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING
 
 import re2
 
-from wechaty_exporter.logs.dialects.patterns import Regex
 from wechaty_exporter.logs.dialects.selflog import SELF_LOG_NAME, SELF_RE
 from wechaty_exporter.logs.dialects.structure import (
     DATE_WRAPPER_RE,
@@ -22,7 +25,10 @@ from wechaty_exporter.logs.dialects.structure import (
     PM2_CONSOLE_RE,
 )
 
-__all__ = ["CANDIDATES", "QUIET_RUN", "QUIET_RUN_ESC", "TOKENS"]
+if TYPE_CHECKING:  # patterns (the rules' pattern reading) is imported only with rules
+    from wechaty_exporter.logs.dialects.patterns import Regex
+
+__all__ = ["CANDIDATES", "TOKENS", "literal_search", "quiet_run", "search_for"]
 
 # Without one of these in a line (after its ANSI escapes are removed), the built-in detection
 # yields no event and leaves the parser as it was: `DIALECT_RE`'s brolog and python groups need
@@ -37,22 +43,35 @@ TOKENS = (
 _ESCAPE = rb"(?:\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\x5c)?|[@-Z\x5c-_]))"
 
 
-def _candidates() -> Regex:
-    """A token, with any ANSI escapes between its characters (they are removed before a line is
-    read), in a block of raw bytes (latin-1: any byte, valid UTF-8 or not)."""
-    tokens = [
+def search_for(tokens: Iterable[str]) -> Regex:
+    """A search for any of `tokens` (ASCII), with any ANSI escapes between their characters
+    (they are removed before a line is read), in a block of raw bytes (latin-1: any byte, valid
+    UTF-8 or not)."""
+    parts = [
         (_ESCAPE + b"*").join(re.escape(bytes([c])) for c in token.encode("ascii"))
-        for token in TOKENS
+        for token in tokens
     ]
     opts = re2.Options()
     opts.encoding = re2.Options.Encoding.LATIN1
     opts.never_capture = True
     opts.log_errors = False
     opts.max_mem = 64 << 20
-    return re2.compile(b"|".join(tokens), opts)
+    return re2.compile(b"|".join(parts), opts)
 
 
-def _quiet_run(esc: bool) -> re.Pattern[bytes]:
+@cache
+def literal_search(literals: tuple[str, ...], builtin: bool) -> Regex:
+    """Custom rules (`rules.Dialect.literals`): a search for the lines that may hold one of
+    `literals`, which every line some rule can take holds once its ANSI escapes are removed or
+    its pm2 JSON is decoded (a \\u escape can write any character: such a line is found too;
+    the literals hold no character JSON writes otherwise). With `builtin`, the built-in
+    `TOKENS` too: one pass over a block finds the lines either may read (mode ``alongside``).
+    Compiled when a parser first searches a block with them."""
+    return search_for((*literals, "\\u", *(TOKENS if builtin else ())))
+
+
+@cache
+def quiet_run(esc: bool) -> re.Pattern[bytes]:
     """A run of complete lines (bytes) that provably yield no event (`LineParser.feed_block`).
 
     Invariant: a line is consumed only when the wrapper loop of `LineParser._line` would stop at
@@ -105,8 +124,4 @@ def _quiet_run(esc: bool) -> re.Pattern[bytes]:
     return re.compile(rf"(?:{line})*+".encode("ascii"))
 
 
-QUIET_RUN = _quiet_run(esc=False)
-QUIET_RUN_ESC = _quiet_run(esc=True)
-
-
-CANDIDATES = _candidates()
+CANDIDATES = search_for(TOKENS)

@@ -59,6 +59,7 @@ from wechaty_exporter.logs.dialects.patterns import (
     block_prefilter,
     is_re2,
     options,
+    required_literal,
     scan_pattern,
 )
 from wechaty_exporter.logs.dialects.structure import DATE_RE, When
@@ -121,13 +122,18 @@ class Rule:
 class Dialect:
     """A named rule set. `mode`: ``instead`` of the built-in detection, or ``alongside`` it
     (rules first; a line no rule takes goes to the built-ins). `prefilter` finds, in a block of
-    bytes, the lines a rule could match (None: every line must be read)."""
+    bytes, the lines a rule could match (None: every line must be read).
+
+    `literals`: for each rule's match and then.match, a run of characters every line it matches
+    holds (`patterns.required_literal`); None when one has none. Then `prefilter.literal_search`
+    finds, in a block, the lines that may hold one (`LineParser.skipper`)."""
 
     name: str
     rules: tuple[Rule, ...]
     mode: str = "instead"
     description: str = ""
     prefilter: Regex | None = None
+    literals: tuple[str, ...] | None = None
 
     @property
     def instead(self) -> bool:
@@ -336,7 +342,11 @@ def parse_dialect(
     if len(errors) > before:
         return None
     patterns = [p for r in rules for p in (r.match, r.then.match if r.then else None) if p]
-    return Dialect(name, tuple(rules), str(mode), description, block_prefilter(patterns))
+    found = [required_literal(p) for p in patterns]
+    literals = tuple(dict.fromkeys(lit for lit in found if lit)) if all(found) else None
+    return Dialect(
+        name, tuple(rules), str(mode), description, block_prefilter(patterns), literals or None
+    )
 
 
 # -- matching lines ------------------------------------------------------------------------
