@@ -183,13 +183,15 @@ async def test_metrics_are_text_format_and_gzip(duet: tuple[TestClient, Path, Pa
 
 async def test_self_log_qr_source(tmp_path: Path, aiohttp_client: Any) -> None:
     """`bots.bob.qr_source: self-log`: a scan line in brolog, even with a genuine WeChat URL,
-    is rejected; the self-log's scan is taken."""
+    is rejected; the scan of the self-log (a file of its own) is taken."""
     from wechaty_exporter.logs.dialects.selflog import format_self_log
 
-    bob = tmp_path / "bob.log"
+    bob, self_log = tmp_path / "bob.log", tmp_path / "bob.self.log"
     monitor = Monitor(
         ExporterSettings(
-            bots=(("bob", (str(bob),)),), poll_interval=0.2, self_log_qr_bots=frozenset({"bob"})
+            bots=(("bob", (str(bob), str(self_log))),),
+            poll_interval=0.2,
+            self_log_qr_bots=frozenset({"bob"}),
         )
     )
     client = await aiohttp_client(create_exporter_app(monitor))
@@ -198,7 +200,15 @@ async def test_self_log_qr_source(tmp_path: Path, aiohttp_client: Any) -> None:
     await eventually(lambda: _rejected(client, 1))
     assert (await client.get("/api/v1/bots/bob/qr")).status == 404
     append(bob, format_self_log("scan", {"status": 2, "qrcode": QR}, 1_800_000_000.0))
+    await eventually(lambda: _suspect(client, "self_log_in_mixed_log"))  # in bob.log: forgeable
+    assert (await client.get("/api/v1/bots/bob/qr")).status == 404
+    append(self_log, format_self_log("scan", {"status": 2, "qrcode": QR}, 1_800_000_000.0))
     await eventually(lambda: _has_qr(client))
+
+
+async def _suspect(client: TestClient, reason: str) -> bool:
+    text = await (await client.get("/metrics")).text()
+    return f'wechaty_exporter_suspect_events_total{{bot="bob",reason="{reason}"}} 1.0' in text
 
 
 async def _rejected(client: TestClient, n: int) -> bool:

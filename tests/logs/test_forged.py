@@ -240,11 +240,14 @@ def test_self_log_only_no_other_dialect_changes_the_bot() -> None:
         0,
     )
     assert state.errors_total == 1
-    # the self-log itself still says everything
+    # a self-log line in that (plain) log is suspect too: a chat message may have written it
     login = format_self_log("login", {"user": "Bob", "id": "wxid_1"}, NOW + 9)
-    assert [type(e) for e in parser.feed(login, NOW)] == [Login]
+    assert suspects(parser.feed(login, NOW)) == ["self_log_in_mixed_log"]
+    # the self-log itself, a file of its own, still says everything
+    self_log = LineParser(self_log_qr_only=True)
+    assert [type(e) for e in self_log.feed(login, NOW)] == [Login]
     logout = format_self_log("logout", {"user": "Bob", "reason": "kicked"}, NOW + 10)
-    assert [type(e) for e in parser.feed(logout, NOW)] == [Logout]
+    assert [type(e) for e in self_log.feed(logout, NOW)] == [Logout]
 
 
 def test_suspects_survive_the_state_file() -> None:

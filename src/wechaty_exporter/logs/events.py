@@ -74,6 +74,9 @@ SUSPECT_REASONS: dict[str, str] = {
     ),
     "login_of_another_account": "a login of another account while logged in",
     "not_from_self_log": "not from the self-log (qr_source: self-log)",
+    "self_log_in_mixed_log": (
+        "a self-log line in a log that also holds other lines (a chat message may have written it)"
+    ),
 }
 
 
@@ -84,7 +87,7 @@ class Suspect:
 
     at: float
     reason: str
-    event: Login | Logout | Scan
+    event: Login | Logout | Scan | ProbeReceived | ProbeSent
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,7 @@ class Explainer:
         while pos < size:
             quiet = skip(pos)
             if quiet > pos:
+                parser.skipped(data, pos, quiet)
                 self._near_misses(data, pos, quiet)
                 pos = quiet
                 if pos >= size:

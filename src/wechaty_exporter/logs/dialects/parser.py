@@ -16,6 +16,11 @@ reads each line with its rules first; with mode ``instead`` (the default) the bu
 never runs, with ``alongside`` it reads the lines no rule took. `source` names what produced the
 last line's events (a family, ``brolog``, or ``<dialect>/<rule>``), `spoken` the dialect of the
 first event, for `explain` and the exporter's "speaks" line.
+
+Self-log lines are trusted only in a log that holds nothing else. This project's bot and the
+TypeScript plugin write their self-log to a file of its own; a self-log line in a log that has
+shown any other line (a bot's console, where chat text lands raw) may have been written by a chat
+message, so its events become `Suspect` (``self_log_in_mixed_log``) from then on.
 """
 
 from __future__ import annotations
@@ -44,7 +49,16 @@ from wechaty_exporter.logs.dialects.structure import (
     line_rest,
     strip,
 )
-from wechaty_exporter.logs.events import Event
+from wechaty_exporter.logs.events import (
+    Event,
+    Login,
+    Logout,
+    ProbeReceived,
+    ProbeSent,
+    Scan,
+    ScanStatus,
+    Suspect,
+)
 
 if TYPE_CHECKING:  # the rules (and re2's rule options) are imported only when a dialect is given
     from wechaty_exporter.logs.dialects.patterns import Regex
@@ -54,6 +68,20 @@ __all__ = ["LineParser"]
 
 _JSON_MAX_PARTS = 1000  # lines of one pm2 JSON message that are parsed
 ANSI_BYTES_RE = re.compile(ANSI_RE.pattern.encode("ascii"))  # `strip`'s escapes, in UTF-8 bytes
+
+_BLANK = " \t\r\n\f\v"  # what a blank line holds (ASCII only: the same in str and bytes)
+_NON_BLANK_BYTES = re.compile(rb"[^ \t\r\n\f\v]")
+
+
+def _mixed(event: Event) -> Event:
+    """A self-log event read in a log that also holds other lines, as a Suspect if it says
+    anything (a login, logout, scan of a known status or a probe)."""
+    if isinstance(event, Login | Logout | ProbeReceived | ProbeSent) or (
+        isinstance(event, Scan) and event.status is not ScanStatus.UNKNOWN
+    ):
+        return Suspect(event.at, "self_log_in_mixed_log", event)
+    return event
+
 
 # What the wrapper loop found inside a line.
 _NONE, _BROLOG, _PYTHON, _SELF, _JSON = range(5)
@@ -121,8 +149,8 @@ class LineParser:
     """One per log file (it holds the two-line QRCodeTerminal entry in progress)."""
 
     __slots__ = (
-        "_ctx", "_pending_at", "_pending_fresh", "_rules", "entry_lines", "notes", "source",
-        "spoken",
+        "_ctx", "_pending_at", "_pending_fresh", "_rules", "entry_lines", "mixed", "notes",
+        "source", "spoken",
     )  # fmt: skip
 
     def __init__(
@@ -149,6 +177,7 @@ class LineParser:
         self.entry_lines = 1
         self.source: str | None = None  # what took the last line: "brolog", "<dialect>/<rule>"
         self.spoken: str | None = None  # the dialect of the first event
+        self.mixed = False  # a line that is not a self-log line was seen (module docstring)
         self.notes: list[str] = []  # why a line a rule took gave no event (for explain)
 
     @property
@@ -198,7 +227,9 @@ class LineParser:
         out: list[Event] = []
         pos = 0
         while pos < size:
-            pos = skip(pos)
+            start, pos = pos, skip(pos)
+            if pos > start and not self.mixed:
+                self.skipped(data, start, pos)
             if pos >= size:
                 break
             stop = data.find(b"\n", pos, size)
@@ -210,6 +241,12 @@ class LineParser:
             out += feed(line, now)
             pos = stop + 1
         return out
+
+    def skipped(self, data: bytes | bytearray, start: int, end: int) -> None:
+        """Lines `data[start:end]` were skipped by the `skipper` (they are not self-log lines,
+        which always hold a candidate): as if fed, for `mixed`."""
+        if not self.mixed and _NON_BLANK_BYTES.search(data, start, end) is not None:
+            self.mixed = True
 
     def skipper(self, data: bytes | bytearray, size: int, max_chars: int | None = None) -> Skip:
         """For `data[:size]` (whole lines): pos (a line start) → the end of the run of lines from
@@ -365,10 +402,12 @@ class LineParser:
 
     def _line(self, raw: str, now: float, when: When, allow_json: bool, out: list[Event]) -> None:
         rules = self._rules
-        if rules is not None and (
-            self._custom(rules, raw, now, when, allow_json, out) or rules.dialect.instead
-        ):
-            return
+        if rules is not None:
+            if self._custom(rules, raw, now, when, allow_json, out):
+                self.mixed = True
+                return
+            if rules.dialect.instead:
+                return
         truncated = len(raw) > HEAD_CAP
         head = raw[:HEAD_CAP] if truncated else raw
         if "\x1b" in head:
@@ -412,8 +451,11 @@ class LineParser:
             pos = w.end()
 
         if kind == _JSON:
-            self._pm2_json(raw, head, pos, truncated, now, out)
+            if not self._pm2_json(raw, head, pos, truncated, now, out):
+                self.mixed = True
             return
+        if kind != _SELF and not self.mixed and raw.strip(_BLANK):
+            self.mixed = True
         pending = self._pending_at
         if pending is not None:
             self._pending_at = None
@@ -444,6 +486,8 @@ class LineParser:
             self_log_events(raw, head, m, truncated, ctx.at(when, now), ctx, out)
             if len(out) > count:
                 self.source = "self-log"
+                if self.mixed:
+                    out[count:] = [_mixed(e) for e in out[count:]]
 
     def _pm2_json(
         self, raw: str, head: str, pos: int, truncated: bool, now: float, out: list[Event]
