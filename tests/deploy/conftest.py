@@ -53,13 +53,17 @@ def live(
     with a login QR pending, a duet probe to alice sent (self-log lines: only they carry probes).
     """
     logs = BotLogs(tmp_path_factory.mktemp("bot-logs"))
-    exporter = start_exporter(processes, logs, tmp_path_factory.mktemp("exporter-state"))
+    exporter = start_exporter(
+        processes, logs, tmp_path_factory.mktemp("exporter-state"), self_logs=True
+    )
     logs.login("alice")
     logs.write("alice", brolog("puppet stream reset", level="ERR", prefix="PuppetService"))
     logs.login("bob")
     logs.logout("bob")
-    logs.write("alice", format_self_log("probe", {"from": "bob", "seq": 1}, time.time()))
-    logs.write("bob", format_self_log("probe_sent", {"to": "alice", "seq": 1}, time.time()))
+    probe = format_self_log("probe", {"from": "bob", "seq": 1}, time.time())
+    logs.write("alice", probe, path=logs.self_log("alice"))
+    sent = format_self_log("probe_sent", {"to": "alice", "seq": 1}, time.time())
+    logs.write("bob", sent, path=logs.self_log("bob"))
     workdir: Path = tmp_path_factory.mktemp("prometheus")
     prometheus = start_prometheus(processes, workdir, exporter, alertmanager=None)
     # rate() and increase() need two samples inside the window.

@@ -191,8 +191,12 @@ class BotLogs:
     def path(self, bot: str) -> Path:
         return self.directory / f"{bot}.log"
 
-    def write(self, bot: str, *lines: str) -> None:
-        with self.path(bot).open("a", encoding="utf-8") as log:
+    def self_log(self, bot: str) -> Path:
+        """The bot's self-log: a file of its own (self-log lines count only there)."""
+        return self.directory / f"{bot}.self.log"
+
+    def write(self, bot: str, *lines: str, path: Path | None = None) -> None:
+        with (path or self.path(bot)).open("a", encoding="utf-8") as log:
             log.write("".join(line + "\n" for line in lines))
 
     def login(self, bot: str) -> None:
@@ -249,12 +253,16 @@ class Alertmanager:
         return list(http_json(f"{self.url}/api/v2/alerts?" + urllib.parse.urlencode(query)))
 
 
-def start_exporter(processes: Processes, logs: BotLogs, state_dir: Path) -> Exporter:
+def start_exporter(
+    processes: Processes, logs: BotLogs, state_dir: Path, *, self_logs: bool = False
+) -> Exporter:
+    """An exporter following each bot's log (and, with `self_logs`, its self-log too)."""
     address = f"127.0.0.1:{free_port()}"
     argv = [*exporter_command(), "serve"]
     for bot in BOTS:
-        logs.path(bot).touch()
-        argv += ["--log", f"{bot}={logs.path(bot)}"]
+        for path in (logs.path(bot), logs.self_log(bot)) if self_logs else (logs.path(bot),):
+            path.touch()
+            argv += ["--log", f"{bot}={path}"]
     argv += ["--web.listen-address", address, "--state-dir", str(state_dir)]
     src = str(REPO / "src")
     pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), src) if p)

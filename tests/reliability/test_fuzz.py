@@ -52,7 +52,17 @@ from wechaty_exporter.delivery.alerts import (
 from wechaty_exporter.delivery.templates import default_messages
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.dialects.qr import QR_MAX_LENGTH, check_qr
-from wechaty_exporter.logs.events import ErrorLogged, Login, Logout, RejectedQr, Scan, ScanStatus
+from wechaty_exporter.logs.events import (
+    ErrorLogged,
+    Login,
+    Logout,
+    ProbeReceived,
+    ProbeSent,
+    RejectedQr,
+    Scan,
+    ScanStatus,
+    Suspect,
+)
 from wechaty_exporter.logs.state import BotState
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100000"))
@@ -178,7 +188,7 @@ def hostile_line(seed: int) -> str:
 LINES = st.one_of(
     SEEDS.map(hostile_line), SEEDS.map(hostile_line), SEEDS.map(hostile_line), st.text(max_size=200)
 )
-KINDS = (Login, Logout, Scan, RejectedQr, ErrorLogged)
+KINDS = (Login, Logout, Scan, RejectedQr, ErrorLogged, Suspect, ProbeReceived, ProbeSent)
 
 
 @pytest.mark.slow
