@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sys
 import time
 import urllib.error
@@ -46,6 +45,7 @@ from tests.integration.harness import (
     exporter_command,
     http_json,
     http_ok,
+    require_node,
     run_prometheus,
     shorten_unresponsive_window,
     start_alertmanager,
@@ -129,16 +129,7 @@ class DuetBot:
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node not found on PATH (Node 20). These tests never skip.", pytrace=False)
-    if not (PLUGIN / "node_modules" / "wechaty-puppet-mock").is_dir():
-        pytest.fail(
-            f"{PLUGIN / 'node_modules'} is incomplete: run `bash scripts/setup.sh --test` (npm ci "
-            "in plugins/wechaty). These tests never skip.",
-            pytrace=False,
-        )
-    return node
+    return require_node(PLUGIN, "wechaty-puppet-mock")
 
 
 def _listening(path: Path) -> dict[str, Any] | None:

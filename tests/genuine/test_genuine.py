@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.harness import require_node
 
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.events import RejectedQr, Suspect
@@ -143,15 +144,7 @@ def _replay(*args: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     """The corpus, generated once per session, and every log replayed."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node not found on PATH (Node 20). These tests never skip.", pytrace=False)
-    if not (HERE / "node_modules" / "wechaty-plugin-contrib-1-11").is_dir():
-        pytest.fail(
-            f"{HERE / 'node_modules'} is incomplete: run `bash scripts/setup.sh --test` (npm ci "
-            "in tests/genuine). These tests never skip.",
-            pytrace=False,
-        )
+    node = require_node(HERE, "wechaty-plugin-contrib-1-11")
     out = tmp_path_factory.mktemp("genuine")
     env = {k: v for k, v in os.environ.items() if k not in ("WECHATY_LOG", "PM2_HOME")}
     pm2_home = Path(tempfile.mkdtemp(prefix="genuine-pm2-"))  # short: pm2's socket paths

@@ -73,6 +73,21 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
+def require_node(node_dir: Path, module: str) -> str:
+    """node's path, once `npm ci` has installed `module` in `node_dir`, or a test failure that
+    says how to get both (CI must not skip)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node not found on PATH (Node 20). These tests never skip.", pytrace=False)
+    if not (node_dir / "node_modules" / module).is_dir():
+        pytest.fail(
+            f"{node_dir / 'node_modules'} is incomplete: run `bash scripts/setup.sh --test` "
+            f"(npm ci in {node_dir.relative_to(REPO)}). These tests never skip.",
+            pytrace=False,
+        )
+    return node
+
+
 @dataclass(frozen=True)
 class Tool:
     """A command-line tool (promtool, amtool) whose failures fail the test with its output."""

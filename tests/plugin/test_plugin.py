@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.harness import require_node
 
 from wechaty_exporter.logs.dialects.parser import LineParser
 from wechaty_exporter.logs.events import ProbeReceived, ProbeSent
@@ -35,16 +36,7 @@ NodeRun = tuple[subprocess.CompletedProcess[str], Path]
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node not found on PATH (Node 20). These tests never skip.", pytrace=False)
-    if not (PLUGIN / "node_modules" / "wechaty-puppet-mock").is_dir():
-        pytest.fail(
-            f"{PLUGIN / 'node_modules'} is incomplete: run `bash scripts/setup.sh --test` (npm ci "
-            "in plugins/wechaty). These tests never skip.",
-            pytrace=False,
-        )
-    return node
+    return require_node(PLUGIN, "wechaty-puppet-mock")
 
 
 def _env() -> dict[str, str]:

@@ -46,12 +46,22 @@ CONFIRM_WORDS = frozenset({"yes"})
 CANCEL_WORDS = frozenset({"no", "cancel"})
 RESOLVE_TTL = 600.0  # seconds a contact lookup (hit or miss) is reused
 MAX_TEXT_CHARS = 1000  # a longer message is not a command
-PROBE = re.compile(r"^wechaty-exporter probe v1 ")
+# The duet probe's text (a protocol shared with the TypeScript plugin: do not change).
+PROBE_PREFIX = "wechaty-exporter probe v1 "
+PROBE_RE = re.compile(re.escape(PROBE_PREFIX) + r"([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) ([0-9]{1,12})")
 
 
 def is_probe(text: str) -> bool:
-    """`text` is a duet probe: never a command."""
-    return PROBE.match(text) is not None
+    """`text` is a duet probe (of any shape once it has the prefix): never a command."""
+    return text.startswith(PROBE_PREFIX)
+
+
+def probe_text(name: str, seq: int) -> str:
+    """The probe bot `name` sends as its `seq`-th; it matches PROBE_RE."""
+    text = f"{PROBE_PREFIX}{name} {seq}"
+    if PROBE_RE.fullmatch(text) is None:
+        raise ValueError(f"not a probe: {text!r}")
+    return text
 
 
 async def handle_message(ctx: CommandContext, sender: Sender, text: str, now: float) -> list[Reply]:

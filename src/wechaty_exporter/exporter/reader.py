@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from wechaty_exporter.exporter.files import FINGERPRINT_BYTES, Cursor, fingerprint
+from wechaty_exporter.logs.dialects.parser import long_line_start
 from wechaty_exporter.logs.replay import LineBlock
 
 
@@ -135,7 +136,7 @@ class Reader:
             self.cut = False
         block = b""
         if body_from <= last:
-            if last - body_from <= limit or not _has_long_line(data, body_from, last, limit):
+            if last - body_from <= limit or long_line_start(data, body_from, last, limit) < 0:
                 block = data[body_from : last + 1] if body_from or last + 1 < len(data) else data
             else:
                 for piece in data[body_from:last].split(b"\n"):
@@ -172,19 +173,3 @@ class Reader:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = -1
-
-
-def _has_long_line(data: bytes, start: int, end: int, limit: int) -> bool:
-    """Whether a line of data[start:end] (whole lines) is longer than `limit` bytes.
-
-    Such a line holds a whole window of (limit + 2) // 2 bytes of a grid over the range: only a
-    window without a newline is looked at closer."""
-    step = (limit + 2) // 2
-    for at in range(start, end, step):
-        if data.find(b"\n", at, min(at + step, end)) >= 0:
-            continue
-        line = data.rfind(b"\n", start, at) + 1 or start
-        stop = data.find(b"\n", at, end)
-        if (end if stop < 0 else stop) - line > limit:
-            return True
-    return False

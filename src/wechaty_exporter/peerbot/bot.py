@@ -32,11 +32,11 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from wechaty_exporter.chatops.commands import PROBE_RE, probe_text
 from wechaty_exporter.delivery.messengers import DeliveryError
 from wechaty_exporter.peerbot import compat
 from wechaty_exporter.peerbot.commands import ACK_CHECK_INTERVAL, ChatCommands
@@ -59,17 +59,7 @@ __all__ = ["PROBE_RE", "PeerBot", "probe_text", "run_peer_bot"]
 
 log = logging.getLogger(__name__)
 
-# The duet probe's text (a protocol shared with the TypeScript plugin: do not change).
-PROBE_RE = re.compile(r"wechaty-exporter probe v1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}) ([0-9]{1,12})")
 _ERROR_CHARS = 200  # of a failed probe's error, in the self-log
-
-
-def probe_text(name: str, seq: int) -> str:
-    """The probe bot `name` sends as its `seq`-th; it matches PROBE_RE."""
-    text = f"wechaty-exporter probe v1 {name} {seq}"
-    if PROBE_RE.fullmatch(text) is None:
-        raise ValueError(f"not a probe: {text!r}")
-    return text
 
 
 class _CurrentBot:

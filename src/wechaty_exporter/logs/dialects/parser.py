@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # the rules (and re2's rule options) are imported only when a
     from wechaty_exporter.logs.dialects.patterns import Regex
     from wechaty_exporter.logs.dialects.rules import Dialect, RuleMatcher
 
-__all__ = ["LineParser"]
+__all__ = ["LineParser", "long_line_start"]
 
 _JSON_MAX_PARTS = 1000  # lines of one pm2 JSON message that are parsed
 ANSI_BYTES_RE = re.compile(ANSI_RE.pattern.encode("ascii"))  # `strip`'s escapes, in UTF-8 bytes
@@ -129,7 +129,7 @@ def _valid_utf8(data: bytes | bytearray, size: int) -> bool:
     return True
 
 
-def _long_line(data: bytes | bytearray, start: int, end: int, max_chars: int) -> int:
+def long_line_start(data: bytes | bytearray, start: int, end: int, max_chars: int) -> int:
     """The start of the first line in data[start:end] longer than `max_chars` bytes, else -1.
 
     A line that long holds a whole window of (max_chars + 2) // 2 bytes of a grid over the
@@ -305,7 +305,7 @@ class LineParser:
                 pos = stop + 1
             end = max(hit, pos) if hit > pos else pos
             if max_chars is not None and end - start > max_chars:
-                long = _long_line(data, start, end, max_chars)
+                long = long_line_start(data, start, end, max_chars)
                 if long >= 0:
                     end = long
             if builtin is not None and end > start:
